@@ -1,0 +1,338 @@
+"""index_paths: scan -> diff against the catalog -> decode in parallel -> encode in
+batches -> commit -> publish.
+
+Decoding runs in a pool of processes (one per core by default) that works ahead
+of the encoder, so the two overlap. Each batch is committed in one transaction,
+then mirrored into the in-memory FAISS indexes; publishing saves them atomically
+and bumps the catalog's generation, which running servers watch.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+
+from indexer.catalog import Catalog, DocumentWrite, ItemWrite
+from indexer.datadir import DataDir
+from indexer.errors import SkipFile
+from indexer.extract import ExtractOptions, PreparedImage, PreparedText, prepare
+from indexer.scan import FileFact, ScanSkip, resolve_roots, scan, under_roots
+from indexer.vectors import IndexSet, atomic_write
+
+
+class ImageEncoder(Protocol):
+    image_size: int
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+class TextEncoder(Protocol):
+    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    batch_size: int = 32
+    workers: int = 0
+    exclude: tuple[str, ...] = ()
+    thumb_size: int = 256
+    max_image_pixels: int = 178_956_970
+    publish_every_s: float = 30.0
+    reembed: bool = False
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    reused: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    images: int = 0
+    passages: int = 0
+    seconds: float = 0.0
+    generation: int = 0
+
+    def summary(self) -> dict:
+        return {"added": len(self.added), "updated": len(self.updated), "removed": len(self.removed),
+                "unchanged": self.unchanged, "skipped": len(self.skipped), "reused": self.reused,
+                "images": self.images, "passages": self.passages, "seconds": round(self.seconds, 3),
+                "generation": self.generation}
+
+
+#: progress(done, total, path) after each file is settled
+ProgressFn = Callable[[int, int, str], None]
+
+
+def _prepare_safely(path: str, kind: str, options: ExtractOptions):
+    """Runs in a worker: a Prepared* or a skip reason, never an exception."""
+    try:
+        return prepare(path, kind, options)
+    except SkipFile as exc:
+        return exc.reason
+    except Exception as exc:  # a decoder bug must not end the run
+        return f"could not read: {type(exc).__name__}: {exc}"
+
+
+class _Decoder:
+    """A process pool that works ahead of the encoder, in submission order."""
+
+    def __init__(self, workers: int, options: ExtractOptions, window: int):
+        self.workers = max(1, workers)
+        self.options = options
+        self.window = window
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn: workers import only PIL and numpy, never the parent's torch threads
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def run(self, facts: list[FileFact]):
+        """Yield (fact, Prepared | reason) in the order of ``facts``."""
+        if not facts:
+            return
+        self._pool = self._new_pool()
+        pending: collections.deque[tuple[FileFact, Future]] = collections.deque()
+        queue = iter(facts)
+        try:
+            def fill():
+                while len(pending) < self.window:
+                    fact = next(queue, None)
+                    if fact is None:
+                        return
+                    pending.append((fact, self._pool.submit(_prepare_safely, fact.path, fact.kind, self.options)))
+
+            fill()
+            while pending:
+                fact, fut = pending.popleft()
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    # A decoder died (out of memory, a crashing codec): the file at the
+                    # head is blamed, the pool is replaced and the rest go round again.
+                    result = "the decoder process crashed on this file"
+                    retry = [f for f, _ in pending]
+                    pending.clear()
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool()
+                    queue = iter(retry + list(queue))
+                yield fact, result
+                fill()
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+class Indexer:
+    """Indexes folders into one data dir. The caller holds the writer lock."""
+
+    def __init__(self, data_dir: DataDir, catalog: Catalog, clip: ImageEncoder, text: TextEncoder,
+                 options: IndexOptions = IndexOptions()):
+        self.data_dir = data_dir
+        self.catalog = catalog
+        self.clip = clip
+        self.text = text
+        self.options = options
+        self.indexes: IndexSet | None = None
+        self._last_publish = time.monotonic()
+        self._dirty = False
+
+    # -- the run -------------------------------------------------------------------
+
+    def _open_indexes(self) -> IndexSet:
+        if self.indexes is None:
+            self.indexes = IndexSet.load(self.data_dir.indexes_dir, self.catalog)
+            self.indexes.clean_temp_files()
+            if self.indexes.data_version != self.catalog.data_version:
+                self._dirty = True  # rebuilt from SQLite: publish it
+        return self.indexes
+
+    def check_models(self) -> None:
+        for encoder in (self.clip, self.text):
+            self.catalog.check_model(encoder.space, encoder.identity, self.data_dir.root)
+
+    def run(self, roots: Iterable[str], progress: ProgressFn | None = None) -> IndexReport:
+        started = time.monotonic()
+        report = IndexReport()
+        roots = resolve_roots(roots)
+        indexes = self._open_indexes()
+        known = self.catalog.documents_under(roots)
+        known_skips = self.catalog.skipped_under(roots)
+
+        work: list[FileFact] = []
+        seen: set[str] = set()
+        scan_skips: list[tuple[str, str, int, int]] = []
+        for entry in scan(roots, self.options.exclude):
+            if isinstance(entry, ScanSkip):
+                report.skipped.append((entry.path, entry.reason))
+                scan_skips.append((entry.path, entry.reason, -1, -1))
+                continue
+            seen.add(entry.path)
+            old = known.get(entry.path)
+            if old is not None and old[1] == entry.size and old[2] == entry.mtime_ns and not self.options.reembed:
+                report.unchanged += 1
+                continue
+            old_skip = known_skips.get(entry.path)
+            if old is None and old_skip and old_skip[0] == entry.size and old_skip[1] == entry.mtime_ns:
+                report.skipped.append((entry.path, old_skip[2]))  # same bytes, same verdict
+                continue
+            work.append(entry)
+
+        gone = [p for p in known if p not in seen]
+        report.removed.extend(gone)
+        vanished_skips = [p for p in known_skips if p not in seen and not any(s[0] == p for s in scan_skips)]
+        if gone or scan_skips:
+            added, removed = self.catalog.write_batch([], remove_paths=gone, skips=scan_skips)
+            indexes.apply(added, removed)
+            self._dirty = True
+        self.catalog.forget_skips(vanished_skips)
+
+        if work:
+            self.check_models()
+        total = len(work)
+        done = 0
+        options = ExtractOptions(image_size=getattr(self.clip, "image_size", 224) if work else 224,
+                                 thumb_size=self.options.thumb_size,
+                                 max_pixels=self.options.max_image_pixels)
+        workers = min(self.options.workers or (os.cpu_count() or 1), max(1, total))
+        decoder = _Decoder(workers, options, window=max(4 * workers, 2 * self.options.batch_size))
+        batch: list[tuple[FileFact, PreparedImage | PreparedText]] = []
+        batch_units = 0
+        try:
+            for fact, result in decoder.run(work):
+                done += 1
+                if isinstance(result, str):
+                    report.skipped.append((fact.path, result))
+                    self._commit([], [(fact.path, result, fact.size, fact.mtime_ns)], known, report)
+                else:
+                    batch.append((fact, result))
+                    batch_units += 1 if isinstance(result, PreparedImage) else len(result.passages)
+                    if batch_units >= self.options.batch_size:
+                        self._flush(batch, known, report)
+                        batch, batch_units = [], 0
+                if progress:
+                    progress(done, total, fact.path)
+            if batch:
+                self._flush(batch, known, report)
+                batch = []
+        finally:
+            if self._dirty:
+                report.generation = self.publish()
+            else:
+                report.generation = self.catalog.generation
+            report.seconds = time.monotonic() - started
+            self.catalog.set_meta("last_run", _json({
+                "finished_at": time.time(), "roots": roots, **report.summary(),
+                "complete": done == total and not batch}))
+        return report
+
+    # -- batches -------------------------------------------------------------------
+
+    def _flush(self, batch, known, report: IndexReport) -> None:
+        docs: list[DocumentWrite] = []
+        to_encode_images: list[tuple[int, PreparedImage]] = []
+        to_encode_texts: list[tuple[int, PreparedText]] = []
+        for fact, prepared in batch:
+            doc = DocumentWrite(path=fact.path, kind=fact.kind, size=fact.size, mtime_ns=fact.mtime_ns,
+                                content_hash=prepared.content_hash, metadata=prepared.metadata, items=[])
+            reused = None if self.options.reembed else self.catalog.reusable_items(prepared.content_hash, fact.kind)
+            if reused is not None:
+                doc.items = reused
+                report.reused += 1
+            elif isinstance(prepared, PreparedImage):
+                to_encode_images.append((len(docs), prepared))
+            else:
+                to_encode_texts.append((len(docs), prepared))
+            docs.append(doc)
+            if isinstance(prepared, PreparedImage):
+                self._write_thumbnail(prepared)
+
+        if to_encode_images:
+            vectors = self.clip.encode_pixels(np.stack([p.pixels for _, p in to_encode_images]))
+            for (slot, _), vector in zip(to_encode_images, vectors):
+                docs[slot].items = [ItemWrite("clip", "image", 0, None, vector)]
+            report.images += len(to_encode_images)
+        if to_encode_texts:
+            passages = [text for _, p in to_encode_texts for text in p.passages]
+            clip_vectors = self.clip.encode_texts(passages)
+            text_vectors = self.text.encode_texts(passages)
+            row = 0
+            for slot, prepared in to_encode_texts:
+                items = []
+                for ordinal, passage in enumerate(prepared.passages):
+                    items.append(ItemWrite("clip", "text", ordinal, passage, clip_vectors[row]))
+                    items.append(ItemWrite("text", "text", ordinal, passage, text_vectors[row]))
+                    row += 1
+                docs[slot].items = items
+            report.passages += len(passages)
+        self._commit(docs, [], known, report)
+
+    def _write_thumbnail(self, prepared: PreparedImage) -> None:
+        path = self.data_dir.thumb_path(prepared.content_hash)
+        if not path.exists():
+            atomic_write(path, prepared.thumbnail)
+
+    def _commit(self, docs: list[DocumentWrite], skips, known, report: IndexReport) -> None:
+        added, removed = self.catalog.write_batch(docs, skips=skips)
+        self._open_indexes().apply(added, removed)
+        self._dirty = True
+        for doc in docs:
+            (report.updated if doc.path in known else report.added).append(doc.path)
+        if time.monotonic() - self._last_publish >= self.options.publish_every_s:
+            self.publish()
+
+    def publish(self) -> int:
+        """Save the indexes atomically, then bump the generation that servers watch."""
+        indexes = self._open_indexes()
+        generation = self.catalog.generation + 1
+        indexes.save(self.catalog.data_version, generation)
+        generation = self.catalog.bump_generation()
+        self._last_publish = time.monotonic()
+        self._dirty = False
+        return generation
+
+    # -- other writes --------------------------------------------------------------
+
+    def remove(self, paths: Iterable[str]) -> list[str]:
+        """Remove documents at or under ``paths`` from the index."""
+        roots = resolve_roots(paths)
+        doomed = sorted(self.catalog.documents_under(roots))
+        skips = sorted(self.catalog.skipped_under(roots))
+        if doomed:
+            added, removed = self.catalog.write_batch([], remove_paths=doomed)
+            self._open_indexes().apply(added, removed)
+            self._dirty = True
+        self.catalog.forget_skips(skips)
+        if self._dirty:
+            self.publish()
+        return doomed
+
+    def forget_mismatched_spaces(self) -> list[str]:
+        """For --reembed: drop spaces whose stored model differs from the configured one."""
+        dropped = []
+        for encoder in (self.clip, self.text):
+            stored = self.catalog.model_identity(encoder.space)
+            if stored is not None and not stored.same_model(encoder.identity):
+                self.catalog.forget_space(encoder.space)
+                self._open_indexes().drop(encoder.space)
+                self._dirty = True
+                dropped.append(encoder.space)
+        return dropped
+
+
+def _json(obj) -> str:
+    import json
+    return json.dumps(obj, ensure_ascii=False)
+
+
+__all__ = ["Indexer", "IndexOptions", "IndexReport", "under_roots"]

@@ -1,0 +1,385 @@
+"""`searchd index | search | status | verify | remove | serve | ask`.
+
+The edge: builds Settings from flags and SEARCHD_* variables, wires the
+library, prints, and turns library errors into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from indexer.errors import (BadRequestError, IndexLockedError, ModelMismatchError, ModelUnavailableError,
+                            NotIndexedError, SearchdError)
+from searchd.settings import Settings, describe_settings, load_settings
+
+#: exit codes, one per kind of failure
+EXIT_CODES = {BadRequestError: 2, IndexLockedError: 3, ModelUnavailableError: 4, ModelMismatchError: 4,
+              NotIndexedError: 5}
+
+
+def fail(exc: SearchdError) -> None:
+    code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SearchdError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def _help(name: str) -> str:
+    entry = next(d for d in describe_settings() if d["name"] == name)
+    return f"{entry['help']} [env: {entry['env']}]"
+
+
+def common_options(fn):
+    """Options every command shares; each falls back to its SEARCHD_* variable."""
+    options = [
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help=_help("data_dir")),
+        click.option("--models", type=click.Choice(["default", "demo"]), help=_help("models")),
+        click.option("--clip-model", help=_help("clip_model")),
+        click.option("--text-model", help=_help("text_model")),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=_help("device")),
+        click.option("--offline/--online", default=None, help=_help("offline")),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def settings_from(**overrides) -> Settings:
+    try:
+        return load_settings({k: v for k, v in overrides.items() if v is not None})
+    except SearchdError as exc:
+        fail(exc)
+
+
+def _quiet_libraries() -> None:
+    """Model libraries print progress bars and warnings of their own; keep output ours."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="open_clip")
+    for name in ("transformers", "sentence_transformers", "open_clip", "huggingface_hub", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="searchd")
+def cli() -> None:
+    """searchd: find images and documents by meaning."""
+
+
+# --- index ------------------------------------------------------------------------------
+
+def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models: bool = True):
+    from indexer.datadir import DataDir
+    from indexer.encoders import load_encoders, preset_specs
+    from indexer.pipeline import Indexer, IndexOptions
+
+    if quiet_models:
+        _quiet_libraries()
+    clip_spec, text_spec = preset_specs(settings.models, settings.clip_model, settings.text_model)
+    clip, text = load_encoders(clip_spec, text_spec, device=settings.device, offline=settings.offline,
+                               quantize=settings.quantize)
+    options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers, exclude=settings.exclude,
+                           max_image_pixels=settings.max_image_pixels, reembed=reembed)
+    return Indexer(DataDir(settings.data_dir), catalog, clip, text, options)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@common_options
+@click.option("--batch-size", type=int, help=_help("batch_size"))
+@click.option("--workers", type=int, help=_help("workers"))
+@click.option("--exclude", multiple=True, help=_help("exclude"))
+@click.option("--quantize", type=click.Choice(["none", "int8"]), help=_help("quantize"))
+@click.option("--reembed", is_flag=True, help="Re-embed every file, e.g. after changing a model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def index(paths, reembed, as_json, **overrides):
+    """Index images and text documents under PATHS (incremental, crash-safe)."""
+    from tqdm import tqdm
+
+    from indexer.catalog import open_catalog
+    from indexer.datadir import DataDir
+    from indexer.lock import WriterLock
+
+    settings = settings_from(**overrides)
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise BadRequestError(f"no such file or folder: {', '.join(missing)}")
+    data = DataDir(settings.data_dir)
+    with WriterLock(data.root):
+        catalog = open_catalog(data.catalog_path)
+        try:
+            indexer = _indexer(settings, catalog, reembed=reembed)
+            if reembed:
+                dropped = indexer.forget_mismatched_spaces()
+                if dropped:
+                    click.echo(f"re-embedding the {', '.join(dropped)} space(s) with the configured models",
+                               err=True)
+            bar = None
+
+            def progress(done: int, total: int, path: str) -> None:
+                nonlocal bar
+                if bar is None:
+                    bar = tqdm(total=total, unit="file", dynamic_ncols=True, file=sys.stderr,
+                               disable=None if not os.environ.get("SEARCHD_PROGRESS") else False,
+                               smoothing=0.1, desc="indexing")
+                bar.update(1)
+
+            try:
+                report = indexer.run(paths, progress=progress)
+            finally:
+                if bar is not None:
+                    bar.close()
+        finally:
+            catalog.close()
+    if as_json:
+        click.echo(json.dumps({**report.summary(), "skipped_files": [
+            {"path": p, "reason": r} for p, r in report.skipped]}, ensure_ascii=False))
+        return
+    s = report.summary()
+    click.echo(f"added {s['added']}, updated {s['updated']}, removed {s['removed']}, "
+               f"unchanged {s['unchanged']}, skipped {s['skipped']}"
+               + (f" ({s['reused']} reused stored vectors)" if s["reused"] else ""))
+    encoded = report.images + report.passages
+    if encoded and report.seconds:
+        click.echo(f"encoded {report.images} images and {report.passages} passages in {report.seconds:.1f}s "
+                   f"({(report.images + len(report.added) + len(report.updated)) / report.seconds:.1f} files/s); "
+                   f"generation {report.generation}")
+    for path, reason in report.skipped:
+        click.echo(f"  skipped {path}: {reason}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@common_options
+@handle_errors
+def remove(paths, **overrides):
+    """Remove documents at or under PATHS from the index."""
+    from indexer.catalog import open_catalog
+    from indexer.datadir import DataDir
+    from indexer.lock import WriterLock
+    from indexer.pipeline import Indexer
+
+    settings = settings_from(**overrides)
+    data = DataDir(settings.data_dir)
+    if not data.exists():
+        raise NotIndexedError(f"nothing is indexed in {data.root}")
+    with WriterLock(data.root):
+        catalog = open_catalog(data.catalog_path, create=False)
+        try:
+            removed = Indexer(data, catalog, clip=None, text=None).remove(paths)
+        finally:
+            catalog.close()
+    click.echo(f"removed {len(removed)} document(s)")
+    for path in removed:
+        click.echo(f"  {path}")
+
+
+# --- search -----------------------------------------------------------------------------
+
+def _render_snippet(snippet: str, color: bool) -> str:
+    import html
+
+    if color:
+        snippet = snippet.replace("<mark>", "\x1b[1;33m").replace("</mark>", "\x1b[0m")
+    else:
+        snippet = snippet.replace("<mark>", "[").replace("</mark>", "]")
+    return html.unescape(re.sub(r"\s+", " ", snippet))
+
+
+@cli.command()
+@click.argument("query", required=False, default="")
+@common_options
+@click.option("--mode", type=click.Choice(["text-image", "text-text", "text-all", "image-image",
+                                           "image-text", "image-all"]),
+              help="What to search with what (default: text-all, or image-all with --image).")
+@click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False),
+              help="Search by this image (image-* modes).")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of results.")
+@click.option("--offset", type=int, default=0, help="Skip this many results (paging).")
+@click.option("--kind", type=click.Choice(["image", "text"]), help="Only hits of this kind.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: query, mode, took_ms, hits.")
+@handle_errors
+def search(query, mode, image_path, k, offset, kind, as_json, **overrides):
+    """Search the index by text QUERY or by --image FILE."""
+    from searchd.engine import Query, create_search_engine
+
+    _quiet_libraries()
+    settings = settings_from(**overrides)
+    engine = create_search_engine(settings)
+    try:
+        image = engine.load_upload(Path(image_path).read_bytes()) if image_path else None
+        mode = mode or ("image-all" if image is not None else "text-all")
+        result = engine.search(Query(mode=mode, text=query if not image_path else None, image=image,
+                                     k=k, offset=offset, kind=kind))
+    finally:
+        engine.close()
+    if as_json:
+        out = result.to_dict()
+        if image_path:
+            out["query"] = image_path
+        out.pop("next_offset", None)
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    color = sys.stdout.isatty()
+    if not result.hits:
+        click.echo("no results")
+    for rank, hit in enumerate(result.hits, start=offset + 1):
+        click.echo(f"{rank:>3}. {hit.score:6.3f}  {hit.kind:<5}  {hit.path}")
+        if hit.snippet:
+            click.echo(f"       {_render_snippet(hit.snippet, color)[:200]}")
+    click.echo(f"({len(result.hits)} hits in {result.took_ms:.0f} ms, mode {result.mode})", err=True)
+
+
+# --- status and verify ------------------------------------------------------------------
+
+@cli.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def status(as_json, **overrides):
+    """Show the data dir, models, counts and skipped files."""
+    from indexer.catalog import open_catalog
+    from indexer.datadir import DataDir
+    from indexer.vectors import IndexSet
+
+    settings = settings_from(**overrides)
+    data = DataDir(settings.data_dir)
+    out: dict = {"data_dir": str(data.root), "models": {}, "documents": {"image": 0, "text": 0},
+                 "items": 0, "items_by_index": {}, "skipped": 0, "skipped_files": [], "generation": 0,
+                 "last_run": None, "indexes": {}}
+    if data.exists():
+        catalog = open_catalog(data.catalog_path, create=False)
+        try:
+            counts = catalog.counts()
+            out.update(documents=counts["documents"], items=sum(counts["items"].values()),
+                       items_by_index=counts["items"], skipped=counts["skipped"],
+                       skipped_files=[{"path": p, "reason": r} for p, r in catalog.skipped(limit=200)],
+                       generation=catalog.generation, last_run=catalog.last_run())
+            for space in ("clip", "text"):
+                identity = catalog.model_identity(space)
+                out["models"][space] = identity.to_dict() if identity else None
+            indexes = IndexSet.load(data.indexes_dir)
+            out["indexes"] = {f"{k[0]}-{k[1]}": {"type": "Flat (exact)", "vectors": v.ntotal,
+                                                 "dim": v.dim, "expected_recall": 1.0}
+                              for k, v in indexes.indexes.items()}
+        finally:
+            catalog.close()
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"data dir     {out['data_dir']}" + ("" if data.exists() else "  (nothing indexed yet)"))
+    for space, identity in out["models"].items():
+        if identity:
+            click.echo(f"model {space:<6} {identity['name']} {identity['pretrained']} ({identity['dim']}-d)")
+    docs = out["documents"]
+    click.echo(f"documents    {docs['image']} images, {docs['text']} text")
+    click.echo(f"items        {out['items']}  " + ", ".join(f"{k}: {v}" for k, v in out["items_by_index"].items()))
+    for name, info in out["indexes"].items():
+        click.echo(f"index {name:<10} {info['type']}, {info['vectors']} vectors")
+    click.echo(f"generation   {out['generation']}")
+    click.echo(f"skipped      {out['skipped']}")
+    for entry in out["skipped_files"]:
+        click.echo(f"  {entry['path']}: {entry['reason']}")
+
+
+@cli.command()
+@common_options
+@click.option("--repair", is_flag=True, help="Rebuild the FAISS files from the vectors in SQLite (no model).")
+@handle_errors
+def verify(repair, **overrides):
+    """Check that the catalog and the FAISS files agree (exit 0 only when they do)."""
+    from indexer.catalog import open_catalog
+    from indexer.datadir import DataDir
+    from indexer.lock import WriterLock
+    from indexer.vectors import IndexSet
+
+    settings = settings_from(**overrides)
+    data = DataDir(settings.data_dir)
+    if not data.exists():
+        raise NotIndexedError(f"nothing is indexed in {data.root}")
+    catalog = open_catalog(data.catalog_path, create=False)
+    try:
+        problems = IndexSet.load(data.indexes_dir).disagreements(catalog)
+        if problems and repair:
+            with WriterLock(data.root):
+                rebuilt = IndexSet.rebuild(data.indexes_dir, catalog)
+                rebuilt.save(catalog.data_version, catalog.generation + 1)
+                catalog.bump_generation()
+            click.echo(f"repaired: rebuilt {len(rebuilt.indexes)} index(es) from the catalog")
+            for problem in problems:
+                click.echo(f"  was: {problem}")
+            problems = IndexSet.load(data.indexes_dir).disagreements(catalog)
+        counts = catalog.counts()
+    finally:
+        catalog.close()
+    if problems:
+        for problem in problems:
+            click.echo(f"MISMATCH {problem}")
+        click.echo("run `searchd verify --repair` to rebuild the indexes from the catalog", err=True)
+        sys.exit(1)
+    click.echo(f"ok: catalog and indexes agree ({sum(counts['items'].values())} items)")
+
+
+# --- serve ------------------------------------------------------------------------------
+
+@cli.command()
+@common_options
+@click.option("--host", help=_help("host"))
+@click.option("--port", type=int, help=_help("port"))
+@handle_errors
+def serve(**overrides):
+    """Serve the search page and the JSON API."""
+    import uvicorn
+
+    from searchd.app import create_app
+
+    _quiet_libraries()
+    settings = settings_from(**overrides)
+    app = create_app(settings)
+    click.echo(f"searchd serving {settings.data_dir} on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+@cli.command("settings")
+def settings_cmd():
+    """List every setting with its environment variable and default."""
+    for entry in describe_settings():
+        click.echo(f"{entry['env']:<28} {str(entry['default']):<22} {entry['help']}")
+
+
+def main() -> None:
+    cli(prog_name="searchd")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+"""SearchEngine: catalog + FAISS indexes + encoders -> hits.
+
+Readers never block the writer: the engine reads the catalog through SQLite's
+WAL and the FAISS files the indexer publishes. Before each query it checks the
+catalog's generation and, when a new one was published, loads the new indexes
+and swaps them in; queries already running finish on the old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from indexer.catalog import Catalog, ItemRecord, open_catalog
+from indexer.datadir import DataDir
+from indexer.encoders.clip import ClipEncoder
+from indexer.encoders.sbert import SbertEncoder
+from indexer.errors import BadRequestError, NotFoundError, NotIndexedError, SkipFile, UnsupportedMediaError
+from indexer.extract import ExtractOptions, open_image
+from indexer.vectors import IndexSet
+
+MODES = ("text-image", "text-text", "text-all", "image-image", "image-text", "image-all")
+TEXT_MODES = MODES[:3]
+IMAGE_MODES = MODES[3:]
+MAX_K = 200
+MAX_OFFSET = 10_000
+MAX_QUERY_CHARS = 1000
+RRF_K = 60
+
+
+@dataclass
+class Query:
+    mode: str = "text-image"
+    text: str | None = None
+    image: Image.Image | None = None
+    item_id: int | None = None      # search by an item already in the index
+    k: int = 20
+    offset: int = 0
+    min_score: float | None = None
+    kind: str | None = None
+    path_prefix: str | None = None
+    taken_after: str | None = None
+    taken_before: str | None = None
+    sort: str = "relevance"
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise BadRequestError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if not 1 <= self.k <= MAX_K:
+            raise BadRequestError(f"k must be between 1 and {MAX_K}")
+        if not 0 <= self.offset <= MAX_OFFSET:
+            raise BadRequestError(f"offset must be between 0 and {MAX_OFFSET}")
+        if self.sort not in ("relevance", "date"):
+            raise BadRequestError("sort must be relevance or date")
+        if self.kind not in (None, "image", "text"):
+            raise BadRequestError("kind must be image or text")
+        if self.mode in TEXT_MODES:
+            if self.text is None or not self.text.strip():
+                raise BadRequestError("the query text is empty")
+            if len(self.text) > MAX_QUERY_CHARS:
+                raise BadRequestError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        elif self.image is None and self.item_id is None:
+            raise BadRequestError(f"mode {self.mode} needs an image (or an indexed item) to search by")
+
+
+@dataclass
+class Hit:
+    id: int
+    kind: str
+    path: str
+    score: float
+    snippet: str
+    document_id: int
+    record: ItemRecord | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "path": self.path, "score": round(float(self.score), 6),
+                "snippet": self.snippet}
+
+
+@dataclass
+class SearchResult:
+    query: str
+    mode: str
+    took_ms: float
+    hits: list[Hit]
+    next_offset: int | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.query, "mode": self.mode, "took_ms": round(self.took_ms, 2),
+                "hits": [h.to_dict() for h in self.hits], "next_offset": self.next_offset}
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        return None
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+def query_terms(text: str) -> list[str]:
+    terms = []
+    for token in re.findall(r"\w+", text.lower()):
+        if re.fullmatch(r"[\u2e80-\u9fff]+", token):
+            terms.extend(token)  # CJK: each character is a term
+        elif len(token) > 1 or token.isdigit():
+            terms.append(token)
+    return list(dict.fromkeys(terms))
+
+
+_STOP = frozenset("a an the of to in on and or is are was be for with by at as it this that what how".split())
+
+
+def make_snippet(passage: str, terms: list[str], width: int = 240) -> str:
+    """HTML-escaped excerpt around the first matched term, matches wrapped in <mark>."""
+    terms = [t for t in terms if t not in _STOP]
+    lowered = passage.lower()
+    first = min((lowered.find(t) for t in terms if t in lowered), default=-1)
+    start = 0 if first < 0 or len(passage) <= width else max(0, min(first - width // 3, len(passage) - width))
+    excerpt = passage[start:start + width]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + width < len(passage) else ""
+    if not terms:
+        return prefix + html.escape(excerpt) + suffix
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    out, last = [], 0
+    for m in pattern.finditer(excerpt):
+        if re.fullmatch(r"\w+", m.group(0)) and not re.fullmatch(r"[\u2e80-\u9fff]+", m.group(0)):
+            before = excerpt[m.start() - 1] if m.start() else " "
+            after = excerpt[m.end()] if m.end() < len(excerpt) else " "
+            if before.isalnum() or after.isalnum():
+                continue  # inside a longer word
+        out.append(html.escape(excerpt[last:m.start()]))
+        out.append(f"<mark>{html.escape(m.group(0))}</mark>")
+        last = m.end()
+    out.append(html.escape(excerpt[last:]))
+    return prefix + "".join(out) + suffix
+
+
+def rrf(lists: list[list[int]]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of ranked id lists -> (id, fused score) best first."""
+    scores: dict[int, float] = {}
+    for ranked in lists:
+        for rank, item_id in enumerate(ranked):
+            scores[item_id] = scores.get(item_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+class SearchEngine:
+    """Answers queries over one data dir. Thread-safe; one per process."""
+
+    def __init__(self, data_dir: DataDir, clip: ClipEncoder, text: SbertEncoder, *,
+                 cache_size: int = 512, max_image_pixels: int = 178_956_970):
+        self.data_dir = data_dir
+        self.clip = clip
+        self.text = text
+        self.max_image_pixels = max_image_pixels
+        self._catalog: Catalog | None = None
+        self._indexes: IndexSet | None = None
+        self._generation = -1
+        self._swap_lock = threading.Lock()
+        self._cache = _LRU(cache_size)
+        self._models_checked = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            if not self.data_dir.exists():
+                raise NotIndexedError(f"nothing is indexed in {self.data_dir.root} yet; "
+                                      f"run `searchd index PATH` first")
+            self._catalog = open_catalog(self.data_dir.catalog_path, create=False)
+        return self._catalog
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
+    def refresh(self) -> IndexSet:
+        """Swap to the newest published indexes when the generation moved."""
+        catalog = self.catalog
+        generation = catalog.generation
+        if self._indexes is not None and generation == self._generation:
+            return self._indexes
+        with self._swap_lock:
+            if self._indexes is None or generation != self._generation:
+                manifest = IndexSet.read_manifest(self.data_dir.indexes_dir)
+                if manifest is None and catalog.count_items():
+                    indexes = IndexSet.rebuild(self.data_dir.indexes_dir, catalog)
+                else:
+                    indexes = IndexSet.load(self.data_dir.indexes_dir)
+                self._indexes, self._generation = indexes, generation
+        return self._indexes
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def warm_up(self) -> None:
+        """Load models and indexes now, so the first query is not the slow one."""
+        self.clip.load()
+        self.text.load()
+        self.clip.encode_texts(["warm up"])
+        self.clip.encode_pixels(np.zeros((1, self.clip.image_size, self.clip.image_size, 3), np.uint8))
+        self.text.encode_texts(["warm up"])
+        if self.data_dir.exists():
+            self._check_models()
+            self.refresh()
+
+    def _check_models(self) -> None:
+        if self._models_checked:
+            return
+        for encoder in (self.clip, self.text):
+            self.catalog.check_model(encoder.space, encoder.identity, self.data_dir.root)
+        self._models_checked = True
+
+    # -- encoding (cached) ---------------------------------------------------------
+
+    def encode_text(self, space: str, text: str) -> np.ndarray:
+        key = (space, text)
+        cached = self._cache.get(key)
+        if cached is None:
+            encoder = self.clip if space == "clip" else self.text
+            cached = encoder.encode_texts([text])[0]
+            self._cache.put(key, cached)
+        return cached
+
+    def encode_image(self, image: Image.Image) -> np.ndarray:
+        key = ("image", hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest(), image.size)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self.clip.encode_images([image])[0]
+            self._cache.put(key, cached)
+        return cached
+
+    def load_upload(self, data: bytes) -> Image.Image:
+        """Decode an uploaded image safely (same limits as indexing)."""
+        if not data:
+            raise UnsupportedMediaError("the upload is empty")
+        options = ExtractOptions(max_pixels=self.max_image_pixels)
+        try:
+            image, _ = open_image(data, options, want=self.clip.image_size)
+        except SkipFile as exc:
+            raise UnsupportedMediaError(f"the upload is not a usable image: {exc.reason}") from None
+        return image
+
+    # -- searching -----------------------------------------------------------------
+
+    def _dense(self, indexes: IndexSet, space: str, modality: str, vector: np.ndarray, n: int,
+               allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        index = indexes.get(space, modality)
+        if index is None or index.ntotal == 0:
+            return []
+        scores, ids = index.search(vector, n, allowed=allowed)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0])]
+
+    def _allowed(self, q: Query, space: str, modality: str) -> np.ndarray | None:
+        if not (q.kind or q.path_prefix or q.taken_after or q.taken_before):
+            return None
+        return self.catalog.filtered_item_ids(space, modality, kind=q.kind, path_prefix=q.path_prefix,
+                                              taken_after=q.taken_after, taken_before=q.taken_before)
+
+    def search(self, q: Query) -> SearchResult:
+        q.validate()
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        catalog = self.catalog
+        if catalog.count_items() == 0:
+            raise NotIndexedError("nothing is indexed yet; run `searchd index PATH` first")
+        self._check_models()
+        indexes = self.refresh()
+        want = q.offset + q.k
+        n = min(max(want * 4, 50), 2000)
+        image_wanted = q.kind in (None, "image")
+        text_wanted = q.kind in (None, "text")
+
+        t0 = time.perf_counter()
+        query_vec: dict[str, np.ndarray] = {}
+        if q.mode in TEXT_MODES:
+            if q.mode in ("text-image", "text-all"):
+                query_vec["clip"] = self.encode_text("clip", q.text)
+            if q.mode in ("text-text", "text-all"):
+                query_vec["text"] = self.encode_text("text", q.text)
+        else:
+            if q.image is not None:
+                query_vec["clip"] = self.encode_image(q.image)
+            else:
+                vectors = catalog.get_vectors([q.item_id])
+                record = catalog.item(q.item_id)
+                if record is None or q.item_id not in vectors:
+                    raise NotFoundError(f"no item {q.item_id}")
+                if record.space != "clip":  # a text-space passage: use its CLIP twin
+                    twin = self._clip_twin(record)
+                    vectors = catalog.get_vectors([twin]) if twin else {}
+                    if not vectors:
+                        raise NotFoundError(f"item {q.item_id} has no CLIP vector")
+                query_vec["clip"] = next(iter(vectors.values()))
+        timings["encode_ms"] = (time.perf_counter() - t0) * 1000
+
+        t1 = time.perf_counter()
+        ranked: list[tuple[int, float]] = []
+        image_ids: list[int] = []
+        text_ids: list[int] = []
+        cosine: dict[int, float] = {}
+        if q.mode in ("text-image", "text-all", "image-image", "image-all") and image_wanted:
+            for item_id, score in self._dense(indexes, "clip", "image", query_vec["clip"], n,
+                                              self._allowed(q, "clip", "image")):
+                image_ids.append(item_id)
+                cosine[item_id] = score
+        if q.mode in ("text-text", "text-all") and text_wanted:
+            dense = self._dense(indexes, "text", "text", query_vec["text"], n, self._allowed(q, "text", "text"))
+            for item_id, score in dense:
+                cosine[item_id] = score
+            allowed = self._allowed(q, "text", "text")
+            keyword = [(i, s) for i, s in catalog.bm25(q.text, n)
+                       if allowed is None or i in set(allowed.tolist())]
+            missing = [i for i, _ in keyword if i not in cosine]
+            if missing:
+                for item_id, vec in catalog.get_vectors(missing).items():
+                    cosine[item_id] = float(np.dot(vec, query_vec["text"]))
+            text_ids = [i for i, _ in rrf([[i for i, _ in dense], [i for i, _ in keyword]])]
+        if q.mode in ("image-text", "image-all") and text_wanted:
+            for item_id, score in self._dense(indexes, "clip", "text", query_vec["clip"], n,
+                                              self._allowed(q, "clip", "text")):
+                text_ids.append(item_id)
+                cosine[item_id] = score
+        timings["search_ms"] = (time.perf_counter() - t1) * 1000
+
+        t2 = time.perf_counter()
+        records = catalog.items(image_ids + text_ids)  # items deleted since publish drop out here
+        text_ids = self._best_per_document(text_ids, records)
+        image_ids = [i for i in image_ids if i in records]
+        if q.mode in ("text-all", "image-all"):
+            order = [i for i, _ in rrf([image_ids, text_ids])]
+        else:
+            order = image_ids or text_ids
+        if q.item_id is not None:  # "similar to this item" should not return the item itself
+            source = catalog.item(q.item_id)
+            order = [i for i in order if source is None or records[i].document_id != source.document_id]
+        if q.min_score is not None:
+            order = [i for i in order if cosine.get(i, 0.0) >= q.min_score]
+        if q.sort == "date":
+            order.sort(key=lambda i: records[i].taken_at or _iso(records[i].mtime_ns), reverse=True)
+        page = order[q.offset:q.offset + q.k]
+        terms = query_terms(q.text) if q.text else []
+        hits = []
+        for item_id in page:
+            rec = records[item_id]
+            snippet = make_snippet(rec.text or "", terms) if rec.kind == "text" else ""
+            hits.append(Hit(id=item_id, kind=rec.kind, path=rec.path, score=cosine.get(item_id, 0.0),
+                            snippet=snippet, document_id=rec.document_id, record=rec))
+        timings["fetch_ms"] = (time.perf_counter() - t2) * 1000
+        next_offset = q.offset + q.k if len(order) > q.offset + q.k else None
+        label = q.text if q.text is not None else (f"item:{q.item_id}" if q.item_id is not None else "image")
+        return SearchResult(query=label, mode=q.mode, took_ms=(time.perf_counter() - started) * 1000,
+                            hits=hits, next_offset=next_offset, timings=timings)
+
+    @staticmethod
+    def _best_per_document(ids: list[int], records: dict[int, ItemRecord]) -> list[int]:
+        seen: set[int] = set()
+        out = []
+        for i in ids:
+            rec = records.get(i)
+            if rec is None or rec.document_id in seen:
+                continue
+            seen.add(rec.document_id)
+            out.append(i)
+        return out
+
+    def _clip_twin(self, record: ItemRecord) -> int | None:
+        from sqlalchemy import select
+
+        from indexer.catalog.models import Item
+
+        with self.catalog.engine.connect() as conn:
+            return conn.execute(select(Item.id).where(Item.document_id == record.document_id,
+                                                      Item.space == "clip",
+                                                      Item.ordinal == record.ordinal)).scalar()
+
+    # -- items and status ----------------------------------------------------------
+
+    def item(self, item_id: int) -> ItemRecord:
+        record = self.catalog.item(item_id)
+        if record is None:
+            raise NotFoundError(f"no item {item_id}")
+        return record
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"data_dir": str(self.data_dir.root), "indexed": self.data_dir.exists()}
+        if not self.data_dir.exists():
+            out.update({"documents": {"image": 0, "text": 0}, "items": {}, "skipped": 0, "generation": 0,
+                        "models": {}, "last_run": None})
+            return out
+        catalog = self.catalog
+        out.update(catalog.counts())
+        out["generation"] = catalog.generation
+        models = {}
+        for space in ("clip", "text"):
+            identity = catalog.model_identity(space)
+            models[space] = identity.to_dict() if identity else None
+        out["models"] = models
+        out["last_run"] = catalog.last_run()
+        indexes = self.refresh() if catalog.count_items() else None
+        out["indexes"] = {f"{k[0]}-{k[1]}": {"type": "Flat (exact)", "vectors": v.ntotal, "dim": v.dim,
+                                             "expected_recall": 1.0}
+                          for k, v in (indexes.indexes.items() if indexes else [])}
+        return out
+
+
+def _iso(mtime_ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(mtime_ns / 1e9))
+
+
+def create_search_engine(settings) -> SearchEngine:
+    """Wire a SearchEngine from Settings (models load lazily, on first use or warm_up)."""
+    from indexer.encoders import load_encoders, preset_specs
+
+    clip_spec, text_spec = preset_specs(settings.models, settings.clip_model, settings.text_model)
+    clip, text = load_encoders(clip_spec, text_spec, device=settings.device, offline=settings.offline)
+    return SearchEngine(DataDir(settings.data_dir), clip, text, cache_size=settings.query_cache_size,
+                        max_image_pixels=settings.max_image_pixels)
