@@ -1,0 +1,1 @@
+"""Controllers of the JSON API under /api."""

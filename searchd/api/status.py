@@ -1,0 +1,30 @@
+"""Status and health."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+
+from searchd.api.schemas import HealthOut, StatusOut
+from searchd.engine import SearchEngine
+from searchd.settings import Settings
+
+
+class StatusController(Controller):
+    path = "/api/status"
+    tags = ["status"]
+
+    @get("/", sync_to_thread=True, summary="Counts, models, generation and the last index run")
+    def status(self, engine: SearchEngine, settings: Settings) -> StatusOut:
+        s = engine.status()
+        items = s.get("items") or {}
+        return StatusOut(
+            data_dir=s["data_dir"], indexed=s["indexed"], documents=s["documents"],
+            items=sum(items.values()), items_by_index=items, skipped=s["skipped"],
+            generation=s["generation"], models=s["models"], indexes=s.get("indexes", {}),
+            last_run=s["last_run"],
+            llm={"model": settings.llm_model, "vision": settings.llm_vision} if settings.llm_enabled else None)
+
+
+@get("/healthz", sync_to_thread=True, summary="Liveness", tags=["status"])
+def healthz(engine: SearchEngine) -> HealthOut:
+    return HealthOut(status="ok", generation=engine.generation)
