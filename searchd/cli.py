@@ -370,11 +370,29 @@ def serve(**overrides):
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
 
 
+def _flags_by_setting() -> dict[str, str]:
+    flags: dict[str, str] = {}
+    for command in cli.commands.values():
+        for param in command.params:
+            if param.name and getattr(param, "opts", None):
+                flags.setdefault(param.name, param.opts[0])
+    return flags
+
+
 @cli.command("settings")
-def settings_cmd():
-    """List every setting with its environment variable and default."""
+@click.option("--markdown", is_flag=True, help="Print the table for the README.")
+def settings_cmd(markdown):
+    """List every setting with its environment variable, flag and default."""
+    flags = _flags_by_setting()
+    if markdown:
+        click.echo("| variable | flag | default | meaning |\n| --- | --- | --- | --- |")
     for entry in describe_settings():
-        click.echo(f"{entry['env']:<28} {str(entry['default']):<22} {entry['help']}")
+        flag = flags.get(entry["name"], "")
+        default = "" if entry["secret"] else entry["default"]
+        if markdown:
+            click.echo(f"| `{entry['env']}` | {f'`{flag}`' if flag else ''} | `{default}` | {entry['help']} |")
+        else:
+            click.echo(f"{entry['env']:<28} {flag:<14} {str(default):<22} {entry['help']}")
 
 
 def main() -> None:

