@@ -128,7 +128,11 @@ def open_image(data: bytes, options: ExtractOptions, want: int) -> tuple[Image.I
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if im.mode in ("I;16", "I;16B", "I;16L"):
+        # a known 0..65535 range: scale it, so a flat grey stays that grey
+        arr = np.asarray(im, dtype=np.float64) / 257.0
+        return Image.fromarray(arr.round().astype(np.uint8), "L").convert("RGB")
+    if im.mode in ("I", "F"):
         arr = np.asarray(im, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
@@ -201,11 +205,13 @@ def _gps_degrees(values, ref) -> float | None:
 def fit_square(im: Image.Image, size: int) -> np.ndarray:
     """Resize the shorter side to ``size`` (bicubic) and centre-crop: CLIP's preprocessing."""
     w, h = im.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    resized = im.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    side = min(w, h)
+    left, top = (w - side) / 2, (h - side) / 2
+    # Crop in source coordinates while resizing: resizing the whole picture first
+    # blows a 1x20000 strip up to 224x4.5M pixels (gigabytes) before cropping.
+    resized = im.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side),
+                        reducing_gap=3.0)
+    return np.asarray(resized, dtype=np.uint8)
 
 
 def make_thumbnail(im: Image.Image, size: int) -> bytes:
@@ -271,7 +277,7 @@ def html_to_text(source: str) -> tuple[str, str]:
     text = "".join(parser.parts)
     text = re.sub(r"[ \t\r\f\v]+", " ", text)
     text = re.sub(r"\n\s*\n\s*", "\n\n", text)
-    return parser.title.strip(), text.strip()
+    return " ".join(parser.title.split()), text.strip()
 
 
 def decode_text(data: bytes) -> str:
@@ -290,7 +296,9 @@ def decode_text(data: bytes) -> str:
         raise SkipFile(f"not valid UTF-8 text (bad byte at offset {exc.start})") from None
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s*")
+# Western stops end a sentence only before a space (not in "3.14" or "example.com");
+# CJK stops need none.
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])\s*")
 
 
 def chunk_text(text: str, target: int = 600) -> list[str]:
@@ -307,8 +315,12 @@ def chunk_text(text: str, target: int = 600) -> list[str]:
         sentences = [s for s in _SENTENCE_END.split(para) if s]
         buf = ""
         for sentence in sentences:
-            while len(sentence) > target:  # one enormous "sentence": hard cut
-                head, sentence = sentence[:target], sentence[target:]
+            while len(sentence) > target:  # one enormous "sentence": hard cut, between words if we can
+                cut = sentence.rfind(" ", target // 2, target + 1)
+                if cut > 0:
+                    head, sentence = sentence[:cut], sentence[cut + 1:]
+                else:
+                    head, sentence = sentence[:target], sentence[target:]
                 if buf:
                     pieces.append(buf)
                     buf = ""
@@ -342,7 +354,8 @@ def chunk_text(text: str, target: int = 600) -> list[str]:
 
 
 def _is_cjk(ch: str) -> bool:
-    return "\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\u3000" <= ch <= "\u303f"
+    return ("\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\u3000" <= ch <= "\u303f"
+            or "\uff00" <= ch <= "\uffef")  # fullwidth forms: ！？；
 
 
 def prepare_text(path: str, options: ExtractOptions) -> PreparedText:

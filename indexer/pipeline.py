@@ -153,7 +153,7 @@ class Indexer:
         if self.indexes is None:
             self.indexes = IndexSet.load(self.data_dir.indexes_dir, self.catalog)
             self.indexes.clean_temp_files()
-            if self.indexes.data_version != self.catalog.data_version:
+            if self.indexes.rebuilt:
                 self._dirty = True  # rebuilt from SQLite: publish it
         return self.indexes
 
@@ -189,13 +189,8 @@ class Indexer:
             work.append(entry)
 
         gone = [p for p in known if p not in seen]
-        report.removed.extend(gone)
-        vanished_skips = [p for p in known_skips if p not in seen and not any(s[0] == p for s in scan_skips)]
-        if gone or scan_skips:
-            added, removed = self.catalog.write_batch([], remove_paths=gone, skips=scan_skips)
-            indexes.apply(added, removed)
-            self._dirty = True
-        self.catalog.forget_skips(vanished_skips)
+        scan_skipped = {s[0] for s in scan_skips}
+        vanished_skips = [p for p in known_skips if p not in seen and p not in scan_skipped]
 
         if work:
             self.check_models()
@@ -225,6 +220,13 @@ class Indexer:
             if batch:
                 self._flush(batch, known, report)
                 batch = []
+            # Removals last, so a moved file could still reuse the vectors of its old path.
+            if gone or scan_skips:
+                added, removed = self.catalog.write_batch([], remove_paths=gone, skips=scan_skips)
+                indexes.apply(added, removed)
+                self._dirty = True
+                report.removed.extend(gone)
+            self.catalog.forget_skips(vanished_skips)
         finally:
             if self._dirty:
                 report.generation = self.publish()

@@ -129,6 +129,8 @@ class IndexSet:
         self.folder = Path(folder)
         self.indexes = indexes
         self.data_version = data_version
+        #: rebuilt from the catalog because the files on disk were stale, missing or unreadable
+        self.rebuilt = False
 
     # -- loading -------------------------------------------------------------------
 
@@ -159,6 +161,7 @@ class IndexSet:
         if catalog is not None and (manifest is None or version != catalog.data_version
                                     or any(k not in indexes and catalog.count_items(*k) for k in KEYS)):
             loaded = cls.rebuild(folder, catalog)
+            loaded.rebuilt = True
         return loaded
 
     @classmethod

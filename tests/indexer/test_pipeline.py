@@ -40,7 +40,7 @@ def make_indexer(tmp_path, demo_encoders):
         data = DataDir(tmp_path / "data")
         catalog = open_catalog(data.catalog_path)
         opened.append(catalog)
-        return Indexer(data, catalog, clip, text, IndexOptions(workers=2, **options))
+        return Indexer(data, catalog, clip, text, IndexOptions(**{"workers": 2, **options}))
 
     yield build
     for catalog in opened:
