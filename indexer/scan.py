@@ -68,14 +68,15 @@ def scan(roots: Iterable[str | os.PathLike], exclude: Iterable[str] = ()) -> Ite
             yield ScanSkip(display_path(root), f"cannot read: {exc.strerror or exc}")
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(root, exclude, seen_dirs, seen_files)
+            yield from _walk(root, exclude, seen_dirs, seen_files, via_link=False)
         else:
             item = _fact(root, exclude, seen_files)
             if item is not None:
                 yield item
 
 
-def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set) -> Iterator[FileFact | ScanSkip]:
+def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set,
+          via_link: bool) -> Iterator[FileFact | ScanSkip]:
     try:
         st = os.stat(top)
     except OSError as exc:
@@ -83,11 +84,14 @@ def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set) -
         return
     key = (st.st_dev, st.st_ino)
     if key in seen_dirs:
-        yield ScanSkip(display_path(top), "symlink loop or folder already visited")
+        if via_link:  # a real folder seen again only means overlapping roots: nothing to report
+            yield ScanSkip(display_path(top), "symlink loop or folder already visited")
         return
     seen_dirs.add(key)
     try:
-        entries = sorted(os.scandir(top), key=lambda e: e.name)
+        # real entries before symlinks, so a link to a sibling folder is the one skipped
+        # as already visited and its files keep their real paths
+        entries = sorted(os.scandir(top), key=lambda e: (_is_link(e), e.name))
     except OSError as exc:
         yield ScanSkip(display_path(top), f"cannot list folder: {exc.strerror or exc}")
         return
@@ -103,11 +107,18 @@ def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set) -
         if is_dir:
             if entry.name.startswith(".") and entry.name in (".git", ".hg", ".svn"):
                 continue
-            yield from _walk(path, exclude, seen_dirs, seen_files)
+            yield from _walk(path, exclude, seen_dirs, seen_files, via_link=_is_link(entry))
         else:
             item = _fact(path, exclude, seen_files)
             if item is not None:
                 yield item
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
 
 
 def _fact(path: str, exclude: tuple[str, ...], seen_files: set) -> FileFact | ScanSkip | None:
@@ -130,6 +141,11 @@ def _fact(path: str, exclude: tuple[str, ...], seen_files: set) -> FileFact | Sc
         return ScanSkip(shown, f"cannot read: {exc.strerror or exc}")
     if not stat.S_ISREG(st.st_mode):
         return ScanSkip(shown, "not a regular file")
+    # a file symlink, a hard link or a file root inside a folder root reach one file twice
+    key = (st.st_dev, st.st_ino)
+    if key in seen_files:
+        return None
+    seen_files.add(key)
     return FileFact(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, kind=kind)
 
 

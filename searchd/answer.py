@@ -37,6 +37,8 @@ NOT_CONFIGURED = "LLM answers are off; set SEARCHD_LLM_BASE_URL"
 NO_SOURCES = "the search found nothing to answer from"
 EMPTY_ANSWER = "the LLM returned an empty answer"
 
+#: most search hits one question may use as sources
+MAX_ANSWER_K = 50
 #: answers are asked to be brief; this caps a model that will not stop
 MAX_TOKENS = 512
 TEMPERATURE = 0.2

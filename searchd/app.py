@@ -17,7 +17,7 @@ from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.contrib.jinja import JinjaTemplateEngine
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -82,7 +82,7 @@ def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 
 
 @get("/", include_in_schema=False, media_type=MediaType.HTML)
-def page(settings: Settings) -> Template:
+def page(settings: NamedDependency[Settings]) -> Template:
     return Template(template_name="index.html",
                     context={"version": __version__, "llm_enabled": settings.llm_enabled,
                              "api_key_required": bool(settings.api_key),

@@ -269,9 +269,10 @@ def zero_shot_accuracy(model, tokenizer, images: torch.Tensor, labels: torch.Ten
     return float((pred == labels).float().mean())
 
 
-def train(out: Path, seed: int = 0, steps: int = 2500, batch: int = 96, per_class: int = 400,
-          captions_per_class: int = 2, negatives: int = 16, lr: float = 1.5e-3,
-          init_scale: float = 30.0, threads: int = 2, **cfg_overrides) -> dict:
+def train(out: Path, seed: int = 0, steps: int = 3500, batch: int = 96, per_class: int = 400,
+          captions_per_class: int = 2, negatives: int = 16, lr: float = 1e-3,
+          init_scale: float = 1 / 0.07, threads: int = 2, i2i_weight: float = 0.5,
+          **cfg_overrides) -> dict:
     import open_clip
     from open_clip import CLIP
     from safetensors.torch import save_file
@@ -284,7 +285,7 @@ def train(out: Path, seed: int = 0, steps: int = 2500, batch: int = 96, per_clas
     cfg = model_config(**cfg_overrides)
     model = CLIP(**cfg)
     with torch.no_grad():
-        # Start sharper than CLIP's 1/0.07: with 24 classes the default scale learns too slowly.
+        # CLIP's own default is 1/0.07; exposed because a sharper start may learn faster.
         model.logit_scale.fill_(math.log(init_scale))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M parameters; cfg={json.dumps(cfg)}", flush=True)
@@ -347,7 +348,12 @@ def train(out: Path, seed: int = 0, steps: int = 2500, batch: int = 96, per_clas
         pos_i2t[:, :n_caps] = y[:, None] == cap_cls[None, :]
         loss_i2t = _multi_positive_ce(logits, pos_i2t)
         loss_t2i = _multi_positive_ce(logits[:, :n_caps].T, pos_i2t[:, :n_caps].T)
-        loss = loss_i2t + 0.5 * loss_t2i
+        # Images of one class are each other's positives, so image-image search finds
+        # the same shape and colour, not just the same colour.
+        sim_ii = (scale * img_f @ img_f.T).masked_fill(torch.eye(len(y), dtype=torch.bool), float("-inf"))
+        pos_ii = (y[:, None] == y[None, :]) & ~torch.eye(len(y), dtype=torch.bool)
+        loss_i2i = _multi_positive_ce(sim_ii, pos_ii)
+        loss = loss_i2t + 0.5 * loss_t2i + i2i_weight * loss_i2i
 
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -366,8 +372,9 @@ def train(out: Path, seed: int = 0, steps: int = 2500, batch: int = 96, per_clas
     out.mkdir(parents=True, exist_ok=True)
     with open(out / CONFIG_NAME, "w", encoding="utf-8") as f:
         json.dump({"model_cfg": cfg, "preprocess_cfg": preprocess_config(),
-                   "demo_train": {"seed": seed, "steps": steps, "batch": batch,
-                                  "per_class": per_class, "eval_top1": round(acc, 4)}},
+                   "demo_train": {"seed": seed, "steps": steps, "batch": batch, "i2i_weight": i2i_weight,
+                                  "per_class": per_class, "lr": lr, "init_scale": init_scale,
+                                  "eval_top1": round(acc, 4)}},
                   f, indent=2)
     # fp16 halves the file (the 49,408-row token embedding dominates); open_clip casts on load.
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
@@ -383,11 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Train the tiny demo CLIP on synthetic shapes.")
     p.add_argument("--out", type=Path, required=True, help="output folder (open_clip local-dir)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--steps", type=int, default=3500)
     p.add_argument("--batch", type=int, default=96)
     p.add_argument("--per-class", type=int, default=400, help="pre-rendered images per class")
-    p.add_argument("--lr", type=float, default=1.5e-3)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--init-scale", type=float, default=1 / 0.07,
+                   help="initial logit scale (CLIP's 1/0.07 by default)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--i2i-weight", type=float, default=0.5, help="weight of the image-image term")
     p.add_argument("--patch", type=int, default=8)
     p.add_argument("--v-width", type=int, default=128)
     p.add_argument("--v-layers", type=int, default=3)
@@ -395,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--t-layers", type=int, default=2)
     a = p.parse_args(argv)
     train(a.out, seed=a.seed, steps=a.steps, batch=a.batch, per_class=a.per_class, lr=a.lr,
-          threads=a.threads, patch=a.patch, v_width=a.v_width, v_layers=a.v_layers,
-          t_width=a.t_width, t_layers=a.t_layers)
+          init_scale=a.init_scale, threads=a.threads, i2i_weight=a.i2i_weight, patch=a.patch, v_width=a.v_width,
+          v_layers=a.v_layers, t_width=a.t_width, t_layers=a.t_layers)
     return 0
 
 

@@ -14,18 +14,18 @@ from typing import Annotated, Any, AsyncIterator, Literal
 import anyio
 import msgspec
 from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from msgspec import Meta
 
-from indexer.errors import BadRequestError
-from searchd.answer import Answerer, LLMNotConfiguredError
+from searchd.answer import MAX_ANSWER_K, Answerer, LLMNotConfiguredError
 from searchd.api.presenters import hit_out
-from searchd.api.schemas import HitOut
-from searchd.engine import MAX_QUERY_CHARS, TEXT_MODES, Hit, Query, SearchEngine
+from searchd.api.schemas import ErrorOut, HitOut
+from searchd.engine import MAX_QUERY_CHARS, Hit, Query, SearchEngine
 from searchd.settings import Settings
-
-MAX_ANSWER_K = 50
 
 
 class AnswerIn(msgspec.Struct):
@@ -78,13 +78,14 @@ class AnswerController(Controller):
                       "citing them as [n]. `citations` map each [n] to a hit. With `\"stream\": true` the "
                       "response is `text/event-stream`: `hits` {hits}, then `token` {text}..., `citations` "
                       "{citations}, `done` {model, took_ms, answer}; on an LLM failure `error` {answer_error} "
-                      "then `done`. 503 when no LLM is configured.")
-    async def answer(self, data: AnswerIn, engine: SearchEngine, settings: Settings) -> AnswerOut:
+                      "then `done`. 503 when no LLM is configured.",
+          responses={503: ResponseSpec(ErrorOut, description="No LLM is configured (SEARCHD_LLM_BASE_URL), "
+                                                             "or nothing is indexed yet")})
+    async def answer(self, data: JSONBody[AnswerIn], engine: NamedDependency[SearchEngine],
+                     settings: NamedDependency[Settings]) -> AnswerOut:
         started = time.perf_counter()
         if not settings.llm_enabled:
             raise LLMNotConfiguredError()
-        if data.mode not in TEXT_MODES:  # Literal already refuses; kept for callers that bypass it
-            raise BadRequestError(f"mode must be one of {', '.join(TEXT_MODES)}")
         query = Query(mode=data.mode, text=data.q, k=data.k)
         result = await anyio.to_thread.run_sync(engine.search, query)
         hits = result.hits

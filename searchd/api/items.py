@@ -10,6 +10,7 @@ import mimetypes
 import os
 from typing import Annotated
 
+from litestar.di import NamedDependency
 from litestar import Controller, get
 from litestar.params import Parameter
 from litestar.response import File
@@ -28,13 +29,13 @@ class ItemsController(Controller):
     tags = ["items"]
 
     @get("/{item_id:int}", sync_to_thread=True, summary="One item and its document's metadata")
-    def get_item(self, engine: SearchEngine, item_id: ITEM_ID) -> ItemOut:
+    def get_item(self, engine: NamedDependency[SearchEngine], item_id: ITEM_ID) -> ItemOut:
         return item_out(engine.item(item_id))
 
     @get("/{item_id:int}/similar", sync_to_thread=True, summary="Search by an item already in the index")
     def similar(
         self,
-        engine: SearchEngine,
+        engine: NamedDependency[SearchEngine],
         item_id: ITEM_ID,
         mode: Annotated[str, Parameter(description="image-image, image-text or image-all")] = "image-image",
         k: Annotated[int, Parameter(ge=1, le=MAX_K)] = 20,
@@ -47,7 +48,7 @@ class ItemsController(Controller):
 
     @get("/{item_id:int}/thumbnail", sync_to_thread=True, summary="Small WebP preview of an image item",
          media_type="image/webp")
-    def thumbnail(self, engine: SearchEngine, item_id: ITEM_ID) -> File:
+    def thumbnail(self, engine: NamedDependency[SearchEngine], item_id: ITEM_ID) -> File:
         rec = engine.item(item_id)
         if rec.kind != "image":
             raise NotFoundError(f"item {item_id} is not an image")
@@ -58,7 +59,7 @@ class ItemsController(Controller):
                     headers={"Cache-Control": "public, max-age=86400"})
 
     @get("/{item_id:int}/file", sync_to_thread=True, summary="The original indexed file")
-    def file(self, engine: SearchEngine, item_id: ITEM_ID) -> File:
+    def file(self, engine: NamedDependency[SearchEngine], item_id: ITEM_ID) -> File:
         rec = engine.item(item_id)
         if not os.path.isfile(rec.path):
             raise NotFoundError(f"the file of item {item_id} is no longer on disk")

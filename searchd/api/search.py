@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 import anyio
+from litestar.di import NamedDependency
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
@@ -44,8 +45,8 @@ class SearchController(Controller):
          description="Text queries in every mode; `image-*` modes need `item` (an indexed item id).")
     def search(
         self,
-        engine: SearchEngine,
-        q: Annotated[str, Parameter(default="", max_length=MAX_QUERY_CHARS, description="The query text.")] = "",
+        engine: NamedDependency[SearchEngine],
+        q: Annotated[str, Parameter(max_length=MAX_QUERY_CHARS, description="The query text.")] = "",
         mode: Annotated[str, Parameter(description=f"One of {', '.join(MODES)}.")] = "text-all",
         k: K = 20,
         offset: OFFSET = 0,
@@ -69,8 +70,8 @@ class SearchController(Controller):
     async def search_image(
         self,
         request: Request,
-        engine: SearchEngine,
-        settings: Settings,
+        engine: NamedDependency[SearchEngine],
+        settings: NamedDependency[Settings],
         mode: Annotated[str | None, Parameter(description="image-image, image-text or image-all")] = None,
         k: Annotated[int | None, Parameter(ge=1, le=MAX_K)] = None,
         offset: Annotated[int | None, Parameter(ge=0, le=MAX_OFFSET)] = None,

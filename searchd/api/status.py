@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from litestar.di import NamedDependency
 from litestar import Controller, get
 
 from searchd.api.schemas import HealthOut, StatusOut
@@ -14,7 +15,7 @@ class StatusController(Controller):
     tags = ["status"]
 
     @get("/", sync_to_thread=True, summary="Counts, models, generation and the last index run")
-    def status(self, engine: SearchEngine, settings: Settings) -> StatusOut:
+    def status(self, engine: NamedDependency[SearchEngine], settings: NamedDependency[Settings]) -> StatusOut:
         s = engine.status()
         items = s.get("items") or {}
         return StatusOut(
@@ -26,5 +27,5 @@ class StatusController(Controller):
 
 
 @get("/healthz", sync_to_thread=True, summary="Liveness", tags=["status"])
-def healthz(engine: SearchEngine) -> HealthOut:
+def healthz(engine: NamedDependency[SearchEngine]) -> HealthOut:
     return HealthOut(status="ok", generation=engine.generation)

@@ -18,8 +18,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from indexer.errors import SkipFile
-from indexer.extract import (ExtractOptions, PreparedImage, PreparedText, chunk_text, fit_square, prepare,
-                             prepare_image)
+from indexer.extract import ExtractOptions, PreparedImage, PreparedText, chunk_text, fit_square, prepare
 from indexer.scan import FileFact, scan
 from tests.indexer import badfiles as bf
 
@@ -136,7 +135,14 @@ print(json.dumps(out))
 def prepare_without_permission(paths_kinds: list[tuple[str, str]]) -> dict[str, str | None]:
     """prepare() each path as a user who cannot read them; returns {path: skip reason}."""
     if os.geteuid() != 0:  # chmod is enough for an ordinary user
-        return {p: (skip_reason(p, k) if not os.access(p, os.R_OK) else None) for p, k in paths_kinds}
+        out: dict[str, str | None] = {}
+        for path, kind in paths_kinds:
+            try:
+                prepare(path, kind, OPTS)
+                out[path] = None
+            except SkipFile as exc:
+                out[path] = exc.reason
+        return out
     # root reads through chmod 000, so drop to nobody in a child after its imports
     proc = subprocess.run([sys.executable, "-c", _AS_NOBODY, json.dumps(paths_kinds)], capture_output=True,
                           text=True, timeout=60, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -287,8 +293,7 @@ def test_big_jpeg_draft_decode_looks_like_a_full_decode(tmp_path):
 
 @pytest.mark.parametrize("size", [(3000, 2000), (300, 900), (40, 30)])
 def test_thumbnail_is_webp_within_thumb_size(tmp_path, size):
-    data = bf.encode(bf.split_image(*size), "JPEG" if size[0] > 1000 else "PNG")
-    prepared = image_of(tmp_path, "t.jpg", data, ExtractOptions(thumb_size=128))
+    prepared = image_of(tmp_path, "t.jpg", bf.encode(bf.split_image(*size), "JPEG"), ExtractOptions(thumb_size=128))
     assert prepared.thumbnail[:4] == b"RIFF" and prepared.thumbnail[8:12] == b"WEBP"
     thumb = Image.open(io.BytesIO(prepared.thumbnail))
     assert thumb.format == "WEBP"

@@ -86,6 +86,7 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:
+                fake.requests.append(Received("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, None))
                 if self.path.rstrip("/") == "/v1/models":
                     self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model",
                                                                  "owned_by": "tests"}]})

@@ -118,8 +118,11 @@ def test_taken_date_filter_and_date_sort(client):
     assert hits[0]["metadata"]["camera"].startswith("Canon") and "gps" in hits[0]["metadata"]
     hits = search(client, q="a photo", mode="text-image", k=20, taken_before="2012-12-31")["hits"]
     assert [Path(h["path"]).name for h in hits] == ["chelsea.jpg"]
-    dated = search(client, q="a photo", mode="text-image", k=2, sort="date")["hits"]
+    dated = search(client, q="a photo", mode="text-image", k=5, sort="date", taken_after="2000-01-01")["hits"]
     assert [Path(h["path"]).name for h in dated] == ["coffee.jpg", "chelsea.jpg"]
+    newest_first = search(client, q="a photo", mode="text-image", k=20, sort="date")["hits"]
+    dates = [h["metadata"].get("taken_at") or h["metadata"]["modified"] for h in newest_first]
+    assert dates == sorted(dates, reverse=True)
 
 
 def test_min_score_drops_weak_hits(client):

@@ -332,7 +332,8 @@
     state.query = query;
     const imageLike = query && query.type !== "text";
     if (!query || query.type === "text") {
-      if (document.activeElement !== el.input || !query) el.input.value = query ? query.q : "";
+      const text = query ? query.q : "";
+      if (el.input.value.trim() !== text) el.input.value = text;
       el.chip.hidden = true;
       el.chipImg.removeAttribute("src");
     } else {
@@ -498,6 +499,7 @@
 
   function clearResults() {
     el.results.replaceChildren();
+    delete el.results.dataset.mode;
     el.loadMore.hidden = true;
     el.summary.textContent = "";
   }
@@ -505,6 +507,7 @@
   function renderResults(append, data, fresh) {
     const mode = currentMode();
     el.results.classList.toggle("grid--text", mode.endsWith("-text"));
+    el.results.dataset.mode = mode;  // a stable hook: which search the shown cards belong to
     if (!append) {
       el.state.replaceChildren();
       el.state.className = "state";
@@ -525,7 +528,7 @@
     const what = mode.endsWith("-image") ? plural(n, "image", "images") : mode.endsWith("-text") ? plural(n, "passage", "passages") : plural(n, "result", "results");
     const more = state.nextOffset !== null ? " · more available" : "";
     const took = data && typeof data.took_ms === "number" ? ` · ${Math.round(data.took_ms)} ms` : "";
-    el.summary.textContent = `${n === state.hits.length && state.nextOffset === null ? "" : "Showing "}${what}${took}${more}`;
+    el.summary.textContent = `${state.nextOffset === null ? "" : "Showing "}${what}${took}${more}`;
   }
 
   function renderCard(hit, index) {
@@ -644,7 +647,7 @@
       el.summary.textContent = "Nothing indexed yet";
       return;
     }
-    const retry = h("button", { type: "button", class: "button button--primary", "data-testid": "retry", onclick: () => search({ committed: true, force: true }) }, "Try again");
+    const retry = h("button", { type: "button", class: "button button--primary", "data-testid": "retry", onclick: () => (state.query ? search({ committed: true, force: true }) : boot()) }, "Try again");
     if (err.network) {
       showState("state-error", "offline", "Can’t reach the searchd server",
         h("p", {}, "The page could not talk to the server. Is ", h("code", {}, "searchd serve"), " still running?"),
