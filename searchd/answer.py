@@ -375,6 +375,8 @@ class Answerer:
         if isinstance(exc, (MalformedResponseError, openai.APIResponseValidationError, json.JSONDecodeError,
                             ValueError, TypeError, AttributeError, KeyError)):
             return f"{where} sent a malformed response: {_short(str(exc) or type(exc).__name__)}"
+        if isinstance(exc, openai.APIError):  # e.g. an {"error": ...} event in the middle of a stream
+            return f"{where} reported an error: {_short(exc.message or str(exc))}"
         return f"the request to {where} failed: {type(exc).__name__}: {_short(str(exc))}"
 
     def _request(self, prompt: Prompt, model: str, stream: bool) -> dict[str, Any]:

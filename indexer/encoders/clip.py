@@ -62,6 +62,8 @@ class ClipEncoder:
 
         if name not in open_clip.list_models():
             raise ModelUnavailableError(f"unknown CLIP architecture {name!r} in {spec!r}")
+        if tag == "random":  # untrained weights: for speed benchmarks only
+            return name, None, name, "random", ""
         if tag and os.path.isfile(tag):
             return name, tag, name, Path(tag).name, tag
         if not tag:

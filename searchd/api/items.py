@@ -11,13 +11,13 @@ import os
 from typing import Annotated
 
 from litestar.di import NamedDependency
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.params import Parameter
 from litestar.response import File
 
 from indexer.datadir import DataDir
 from indexer.errors import NotFoundError
-from searchd.api.presenters import item_out, search_out
+from searchd.api.presenters import item_out, search_response
 from searchd.api.schemas import ItemOut, SearchOut
 from searchd.engine import IMAGE_MODES, MAX_K, MAX_OFFSET, Query, SearchEngine
 
@@ -40,11 +40,11 @@ class ItemsController(Controller):
         mode: Annotated[str, Parameter(description="image-image, image-text or image-all")] = "image-image",
         k: Annotated[int, Parameter(ge=1, le=MAX_K)] = 20,
         offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
-    ) -> SearchOut:
+    ) -> Response[SearchOut]:
         engine.item(item_id)  # 404 before anything else
         if mode not in IMAGE_MODES:
             mode = "image-image"
-        return search_out(engine.search(Query(mode=mode, item_id=item_id, k=k, offset=offset)))
+        return search_response(engine.search(Query(mode=mode, item_id=item_id, k=k, offset=offset)))
 
     @get("/{item_id:int}/thumbnail", sync_to_thread=True, summary="Small WebP preview of an image item",
          media_type="image/webp")

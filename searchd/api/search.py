@@ -7,11 +7,11 @@ from typing import Annotated
 
 import anyio
 from litestar.di import NamedDependency
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
 from indexer.errors import BadRequestError, UploadTooLargeError
-from searchd.api.presenters import search_out
+from searchd.api.presenters import search_response
 from searchd.api.schemas import SearchOut
 from searchd.engine import IMAGE_MODES, MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, MODES, Query, SearchEngine
 from searchd.settings import Settings
@@ -57,12 +57,12 @@ class SearchController(Controller):
         taken_before: Annotated[str | None, Parameter(description="Only photos taken on or before this ISO date (EXIF).")] = None,
         sort: Annotated[str, Parameter(description="relevance or date")] = "relevance",
         item: Annotated[int | None, Parameter(ge=1, description="Search by this indexed item (image-* modes).")] = None,
-    ) -> SearchOut:
+    ) -> Response[SearchOut]:
         query = Query(mode=mode, text=q if mode not in IMAGE_MODES else None, item_id=item, k=k, offset=offset,
                       min_score=min_score, kind=kind, path_prefix=path_prefix,
                       taken_after=_iso(taken_after, "taken_after"),
                       taken_before=_end_of_day(_iso(taken_before, "taken_before")), sort=sort)
-        return search_out(engine.search(query))
+        return search_response(engine.search(query))
 
     @post("/image", summary="Search by an uploaded image", status_code=200,
           description="multipart/form-data with the image in field `file`; `mode`, `k` and `offset` "
@@ -75,7 +75,7 @@ class SearchController(Controller):
         mode: Annotated[str | None, Parameter(description="image-image, image-text or image-all")] = None,
         k: Annotated[int | None, Parameter(ge=1, le=MAX_K)] = None,
         offset: Annotated[int | None, Parameter(ge=0, le=MAX_OFFSET)] = None,
-    ) -> SearchOut:
+    ) -> Response[SearchOut]:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_upload_bytes + 65536:
             raise UploadTooLargeError(f"upload larger than {settings.max_upload_mb:g} MB")
@@ -94,9 +94,9 @@ class SearchController(Controller):
         if mode not in IMAGE_MODES:
             raise BadRequestError(f"mode must be one of {', '.join(IMAGE_MODES)}")
 
-        def run() -> SearchOut:
+        def run() -> Response[SearchOut]:
             image = engine.load_upload(data)
-            return search_out(engine.search(Query(mode=mode, image=image, k=k, offset=offset)))
+            return search_response(engine.search(Query(mode=mode, image=image, k=k, offset=offset)))
 
         return await anyio.to_thread.run_sync(run)
 

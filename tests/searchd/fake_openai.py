@@ -9,6 +9,7 @@ response or, with ``"stream": true``, as SSE chunks ending in ``data: [DONE]``; 
     error           HTTP ``status`` with an OpenAI-style error body
     malformed_json  200, application/json, a body that is not JSON
     malformed_chunk a good chunk, then ``data: {not json``
+    error_event     a good chunk, then ``data: {"error": {...}}`` (as llama.cpp does mid-stream)
     hang            reads the request and never answers
     drip            streams a word every ``delay`` s, forever
 
@@ -207,6 +208,10 @@ class FakeOpenAI:
                 self._wait(h, b.delay or 0.05)
                 send(chunk({"content": f"word{i} "}, model))
                 i += 1
+        if b.kind == "error_event":
+            send(chunk({"content": "Partly "}, model))
+            send({"error": {"message": "scripted mid-stream failure", "type": "server_error"}})
+            return
         if b.kind == "malformed_chunk":
             send(chunk({"content": "Partly "}, model))
             h.wfile.write(b"data: {not json\n\n")
