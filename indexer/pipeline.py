@@ -25,7 +25,7 @@ from indexer.datadir import DataDir
 from indexer.errors import SkipFile
 from indexer.extract import ExtractOptions, PreparedImage, PreparedText, prepare
 from indexer.scan import FileFact, ScanSkip, resolve_roots, scan, under_roots
-from indexer.vectors import IndexSet, atomic_write
+from indexer.vectors import IndexPolicy, IndexSet, atomic_write
 
 
 class ImageEncoder(Protocol):
@@ -48,6 +48,7 @@ class IndexOptions:
     max_image_pixels: int = 178_956_970
     publish_every_s: float = 30.0
     reembed: bool = False
+    policy: IndexPolicy = IndexPolicy()
 
 
 @dataclass
@@ -151,7 +152,7 @@ class Indexer:
 
     def _open_indexes(self) -> IndexSet:
         if self.indexes is None:
-            self.indexes = IndexSet.load(self.data_dir.indexes_dir, self.catalog)
+            self.indexes = IndexSet.load(self.data_dir.indexes_dir, self.catalog, policy=self.options.policy)
             self.indexes.clean_temp_files()
             if self.indexes.rebuilt:
                 self._dirty = True  # rebuilt from SQLite: publish it
@@ -296,6 +297,7 @@ class Indexer:
     def publish(self) -> int:
         """Save the indexes atomically, then bump the generation that servers watch."""
         indexes = self._open_indexes()
+        indexes.maybe_retrain(self.catalog)
         generation = self.catalog.generation + 1
         indexes.save(self.catalog.data_version, generation)
         generation = self.catalog.bump_generation()

@@ -56,17 +56,49 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-class VectorIndex:
-    """One FAISS index of unit vectors searched by inner product."""
+@dataclass(frozen=True)
+class IndexPolicy:
+    """Which FAISS index a space gets as it grows.
 
-    def __init__(self, dim: int, index: faiss.Index | None = None):
+    Exact search (Flat) while small; from ``ivf_threshold`` vectors an inverted-file
+    index with a trained quantizer (``IVF{nlist},{codec}``), which still supports adding
+    and removing items; retrained when the collection grows ``retrain_growth`` times.
+    ``kind`` forces one: ``auto`` | ``flat`` | ``ivf``.
+    """
+
+    kind: str = "auto"
+    ivf_threshold: int = 100_000
+    codec: str = "SQ8"              # Flat | SQ8 | PQ{m}
+    target_recall: float = 0.95
+    retrain_growth: float = 4.0
+
+    def wants_ivf(self, n: int) -> bool:
+        return self.kind == "ivf" or (self.kind == "auto" and n >= self.ivf_threshold)
+
+
+FLAT_INFO = {"type": "Flat", "nprobe": 0, "expected_recall": 1.0, "trained_n": 0}
+
+
+class VectorIndex:
+    """One FAISS index of unit vectors searched by inner product, ids = item ids.
+
+    Flat indexes are IndexIDMap2 over IndexFlatIP; IVF indexes carry ids themselves.
+    ``info`` says which, with the nprobe that reached the target recall when trained.
+    """
+
+    def __init__(self, dim: int, index: faiss.Index | None = None, info: dict | None = None):
         self.dim = dim
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.info = dict(info or FLAT_INFO)
         self._lock = threading.RLock()
 
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
+
+    @property
+    def is_ivf(self) -> bool:
+        return self.info.get("type", "Flat") != "Flat"
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -85,24 +117,36 @@ class VectorIndex:
         with self._lock:
             if self.ntotal == 0:
                 return np.zeros(0, dtype=np.int64)
-            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            if not self.is_ivf:
+                return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            ivf = faiss.extract_index_ivf(self.index)
+            lists = ivf.invlists
+            parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                     for i in range(ivf.nlist) if lists.list_size(i)]
+            return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """-> (scores, ids), each (nq, k'), cut at the first -1 (fewer results than k)."""
+        """-> (scores, ids), each (nq, k'), cut at the first -1 (fewer results than k).
+
+        No lock: searching is read-only and FAISS releases the GIL, so concurrent
+        queries run in parallel; only the indexer mutates, never while searching.
+        """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim == 1:
             queries = queries[None, :]
+        empty = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        if self.ntotal == 0 or (allowed is not None and len(allowed) == 0):
+            return empty
         k = max(1, min(k, self.ntotal))
-        if self.ntotal == 0:
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        params = None
-        if allowed is not None:
-            if len(allowed) == 0:
-                return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
-        with self._lock:
-            scores, ids = self.index.search(queries, k, params=params) if params else self.index.search(queries, k)
-        valid = (ids[0] >= 0).sum() if len(ids) else 0
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
+        if self.is_ivf:
+            params = faiss.SearchParametersIVF(nprobe=int(self.info.get("nprobe") or 1))
+            if selector is not None:
+                params.sel = selector
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        scores, ids = self.index.search(queries, k, params=params) if params else self.index.search(queries, k)
+        valid = int((ids[0] >= 0).sum()) if len(ids) else 0
         return scores[:, :valid], ids[:, :valid]
 
     def to_bytes(self) -> bytes:
@@ -110,9 +154,63 @@ class VectorIndex:
             return faiss.serialize_index(self.index).tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "VectorIndex":
+    def from_bytes(cls, data: bytes, info: dict | None = None) -> "VectorIndex":
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        return cls(index.d, index)
+        return cls(index.d, index, info)
+
+    @classmethod
+    def read(cls, path: Path, info: dict | None = None, mmap: bool = False) -> "VectorIndex":
+        """Read from disk; ``mmap`` maps it read-only so worker processes share the pages.
+        A mapped index must never be changed (FAISS would abort the process)."""
+        if mmap:
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        else:
+            index = faiss.read_index(str(path))
+        return cls(index.d, index, info)
+
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, policy: IndexPolicy, seed: int = 0) -> "VectorIndex":
+        """The index the policy asks for at this size, filled with ``vectors``."""
+        dim = vectors.shape[1]
+        n = len(ids)
+        if not policy.wants_ivf(n) or n < 1000:
+            index = cls(dim)
+            index.add(ids, vectors)
+            return index
+        nlist = int(min(max(16, 4 * np.sqrt(n)), n // 39))
+        factory = f"IVF{nlist},{policy.codec}"
+        ivf = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = vectors if n <= 60 * nlist else vectors[rng.choice(n, size=60 * nlist, replace=False)]
+        ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+        ivf.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+        nprobe, recall = tune_nprobe(ivf, np.asarray(ids, dtype=np.int64), vectors, policy.target_recall, rng)
+        return cls(dim, ivf, {"type": factory, "nprobe": nprobe, "expected_recall": round(recall, 4),
+                              "trained_n": n})
+
+
+def tune_nprobe(ivf: faiss.Index, ids: np.ndarray, vectors: np.ndarray, target: float, rng: np.random.Generator,
+                queries: int = 200, k: int = 10) -> tuple[int, float]:
+    """The smallest nprobe whose recall@k against exact search reaches ``target``."""
+    n = len(vectors)
+    picks = rng.choice(n, size=min(queries, n), replace=False)
+    q = vectors[picks] + rng.normal(0, 0.02, size=(len(picks), vectors.shape[1])).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    _, truth_rows = exact.search(q, k)
+    truth = ids[truth_rows]  # exact search returns rows; the IVF returns item ids
+    nlist = faiss.extract_index_ivf(ivf).nlist
+    best = (nlist, 0.0)
+    nprobe = 1
+    while nprobe <= nlist:
+        _, got = ivf.search(q, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        recall = float(np.mean([len(set(g) & set(t)) / k for g, t in zip(got, truth)]))
+        if recall >= target:
+            return nprobe, recall
+        best = (nprobe, recall)
+        nprobe *= 2
+    return min(best[0], nlist), best[1]
 
 
 @dataclass
@@ -120,15 +218,18 @@ class Manifest:
     data_version: int
     generation: int
     dims: dict[str, int]
+    info: dict[str, dict]
 
 
 class IndexSet:
     """The FAISS indexes of a data dir, kept in step with its catalog."""
 
-    def __init__(self, folder: Path, indexes: dict[tuple[str, str], VectorIndex], data_version: int):
+    def __init__(self, folder: Path, indexes: dict[tuple[str, str], VectorIndex], data_version: int,
+                 policy: IndexPolicy = IndexPolicy()):
         self.folder = Path(folder)
         self.indexes = indexes
         self.data_version = data_version
+        self.policy = policy
         #: rebuilt from the catalog because the files on disk were stale, missing or unreadable
         self.rebuilt = False
 
@@ -138,46 +239,69 @@ class IndexSet:
     def read_manifest(folder: Path) -> Manifest | None:
         try:
             raw = json.loads((Path(folder) / "manifest.json").read_text())
-            return Manifest(int(raw["data_version"]), int(raw.get("generation", 0)), dict(raw.get("dims", {})))
+            return Manifest(int(raw["data_version"]), int(raw.get("generation", 0)), dict(raw.get("dims", {})),
+                            dict(raw.get("info", {})))
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
     @classmethod
-    def load(cls, folder: Path, catalog: Catalog | None = None) -> "IndexSet":
+    def load(cls, folder: Path, catalog: Catalog | None = None, *, policy: IndexPolicy = IndexPolicy(),
+             mmap: bool = False) -> "IndexSet":
         """Read the saved indexes. With a catalog, an index that is missing, unreadable or
-        older than the catalog is rebuilt from the vectors in SQLite (no model needed)."""
+        older than the catalog is rebuilt from the vectors in SQLite (no model needed).
+        ``mmap`` maps the files read-only (for servers; such indexes are never changed)."""
         folder = Path(folder)
         manifest = cls.read_manifest(folder)
         indexes: dict[tuple[str, str], VectorIndex] = {}
         for space, modality in KEYS:
-            path = folder / f"{index_name(space, modality)}.faiss"
+            name = index_name(space, modality)
+            path = folder / f"{name}.faiss"
             if path.exists():
+                info = manifest.info.get(name) if manifest else None
                 try:
-                    indexes[(space, modality)] = VectorIndex.from_bytes(path.read_bytes())
+                    indexes[(space, modality)] = VectorIndex.read(path, info, mmap=mmap)
                 except RuntimeError:
                     pass  # unreadable: rebuilt below when a catalog is at hand
         version = manifest.data_version if manifest else -1
-        loaded = cls(folder, indexes, version)
+        loaded = cls(folder, indexes, version, policy)
         if catalog is not None and (manifest is None or version != catalog.data_version
                                     or any(k not in indexes and catalog.count_items(*k) for k in KEYS)):
-            loaded = cls.rebuild(folder, catalog)
+            loaded = cls.rebuild(folder, catalog, policy=policy)
             loaded.rebuilt = True
         return loaded
 
     @classmethod
-    def rebuild(cls, folder: Path, catalog: Catalog) -> "IndexSet":
-        """Recreate every index from the catalog's stored vectors."""
-        version = catalog.data_version
-        indexes: dict[tuple[str, str], VectorIndex] = {}
-        for key in KEYS:
-            index = None
-            for ids, vectors in catalog.iter_vectors(*key):
-                if index is None:
-                    index = VectorIndex(vectors.shape[1])
-                index.add(ids, vectors)
-            if index is not None:
-                indexes[key] = index
-        return cls(folder, indexes, version)
+    def rebuild(cls, folder: Path, catalog: Catalog, *, policy: IndexPolicy = IndexPolicy(),
+                keys: tuple = KEYS, into: "IndexSet | None" = None) -> "IndexSet":
+        """Recreate indexes from the catalog's stored vectors, as the policy wants them."""
+        target = into or cls(folder, {}, catalog.data_version, policy)
+        for key in keys:
+            chunks = list(catalog.iter_vectors(*key))
+            if not chunks:
+                target.indexes.pop(key, None)
+                continue
+            ids = np.concatenate([c[0] for c in chunks])
+            vectors = np.concatenate([c[1] for c in chunks])
+            del chunks
+            target.indexes[key] = VectorIndex.build(ids, vectors, policy)
+        target.data_version = catalog.data_version
+        return target
+
+    def maybe_retrain(self, catalog: Catalog) -> list[str]:
+        """Move a grown Flat index to IVF, or retrain an IVF index that outgrew its
+        training; returns the names of the indexes rebuilt."""
+        changed = []
+        for key, index in list(self.indexes.items()):
+            n = index.ntotal
+            if index.is_ivf:
+                stale = n >= self.policy.retrain_growth * max(1, index.info.get("trained_n", n)) \
+                    or not self.policy.wants_ivf(n)
+            else:
+                stale = self.policy.wants_ivf(n) and n >= 1000
+            if stale:
+                self.rebuild(self.folder, catalog, policy=self.policy, keys=(key,), into=self)
+                changed.append(index_name(*key))
+        return changed
 
     # -- changes -------------------------------------------------------------------
 
@@ -205,7 +329,8 @@ class IndexSet:
             elif path.exists():
                 path.unlink()
         manifest = {"data_version": data_version, "generation": generation,
-                    "dims": {index_name(*k): v.dim for k, v in self.indexes.items()}}
+                    "dims": {index_name(*k): v.dim for k, v in self.indexes.items()},
+                    "info": {index_name(*k): {**v.info, "vectors": v.ntotal} for k, v in self.indexes.items()}}
         atomic_write(self.folder / "manifest.json", json.dumps(manifest).encode())
         self.data_version = data_version
 
@@ -215,6 +340,13 @@ class IndexSet:
                 tmp.unlink()
             except OSError:
                 pass
+
+    def describe(self) -> dict[str, dict]:
+        """Per index: type, vectors, dim, nprobe and the recall@10 measured when trained."""
+        return {index_name(*k): {"type": v.info.get("type", "Flat") if v.is_ivf else "Flat (exact)",
+                                 "vectors": v.ntotal, "dim": v.dim, "nprobe": v.info.get("nprobe", 0),
+                                 "expected_recall": v.info.get("expected_recall", 1.0)}
+                for k, v in self.indexes.items()}
 
     def get(self, space: str, modality: str) -> VectorIndex | None:
         return self.indexes.get((space, modality))

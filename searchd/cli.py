@@ -108,7 +108,8 @@ def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models
     clip, text = load_encoders(clip_spec, text_spec, device=settings.device, offline=settings.offline,
                                quantize=settings.quantize)
     options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers, exclude=settings.exclude,
-                           max_image_pixels=settings.max_image_pixels, reembed=reembed)
+                           max_image_pixels=settings.max_image_pixels, reembed=reembed,
+                           policy=settings.index_policy)
     return Indexer(DataDir(settings.data_dir), catalog, clip, text, options)
 
 
@@ -136,7 +137,7 @@ def index(paths, reembed, as_json, **overrides):
         raise BadRequestError(f"no such file or folder: {', '.join(missing)}")
     data = DataDir(settings.data_dir)
     with WriterLock(data.root):
-        catalog = open_catalog(data.catalog_path)
+        catalog = open_catalog(data.catalog_path, vector_dtype=settings.catalog_dtype)
         try:
             indexer = _indexer(settings, catalog, reembed=reembed)
             if reembed:
@@ -149,9 +150,9 @@ def index(paths, reembed, as_json, **overrides):
             def progress(done: int, total: int, path: str) -> None:
                 nonlocal bar
                 if bar is None:
+                    # disable=None: a bar on a terminal, silence in logs and pipes
                     bar = tqdm(total=total, unit="file", dynamic_ncols=True, file=sys.stderr,
-                               disable=None if not os.environ.get("SEARCHD_PROGRESS") else False,
-                               smoothing=0.1, desc="indexing")
+                               disable=None, smoothing=0.1, desc="indexing")
                 bar.update(1)
 
             try:
@@ -172,7 +173,7 @@ def index(paths, reembed, as_json, **overrides):
     encoded = report.images + report.passages
     if encoded and report.seconds:
         click.echo(f"encoded {report.images} images and {report.passages} passages in {report.seconds:.1f}s "
-                   f"({(report.images + len(report.added) + len(report.updated)) / report.seconds:.1f} files/s); "
+                   f"({(len(report.added) + len(report.updated)) / report.seconds:.1f} files/s); "
                    f"generation {report.generation}")
     for path, reason in report.skipped:
         click.echo(f"  skipped {path}: {reason}")
@@ -289,9 +290,7 @@ def status(as_json, **overrides):
                 identity = catalog.model_identity(space)
                 out["models"][space] = identity.to_dict() if identity else None
             indexes = IndexSet.load(data.indexes_dir)
-            out["indexes"] = {f"{k[0]}-{k[1]}": {"type": "Flat (exact)", "vectors": v.ntotal,
-                                                 "dim": v.dim, "expected_recall": 1.0}
-                              for k, v in indexes.indexes.items()}
+            out["indexes"] = indexes.describe()
         finally:
             catalog.close()
     if as_json:
@@ -305,7 +304,9 @@ def status(as_json, **overrides):
     click.echo(f"documents    {docs['image']} images, {docs['text']} text")
     click.echo(f"items        {out['items']}  " + ", ".join(f"{k}: {v}" for k, v in out["items_by_index"].items()))
     for name, info in out["indexes"].items():
-        click.echo(f"index {name:<10} {info['type']}, {info['vectors']} vectors")
+        extra = f", nprobe {info['nprobe']}" if info["nprobe"] else ""
+        click.echo(f"index {name:<10} {info['type']}, {info['vectors']} vectors, "
+                   f"expected recall@10 {info['expected_recall']:.2f}{extra}")
     click.echo(f"generation   {out['generation']}")
     click.echo(f"skipped      {out['skipped']}")
     for entry in out["skipped_files"]:
@@ -332,7 +333,7 @@ def verify(repair, **overrides):
         problems = IndexSet.load(data.indexes_dir).disagreements(catalog)
         if problems and repair:
             with WriterLock(data.root):
-                rebuilt = IndexSet.rebuild(data.indexes_dir, catalog)
+                rebuilt = IndexSet.rebuild(data.indexes_dir, catalog, policy=settings.index_policy)
                 rebuilt.save(catalog.data_version, catalog.generation + 1)
                 catalog.bump_generation()
             click.echo(f"repaired: rebuilt {len(rebuilt.indexes)} index(es) from the catalog")

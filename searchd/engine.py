@@ -176,11 +176,12 @@ class SearchEngine:
     """Answers queries over one data dir. Thread-safe; one per process."""
 
     def __init__(self, data_dir: DataDir, clip: ClipEncoder, text: SbertEncoder, *,
-                 cache_size: int = 512, max_image_pixels: int = 178_956_970):
+                 cache_size: int = 512, max_image_pixels: int = 178_956_970, mmap: bool = False):
         self.data_dir = data_dir
         self.clip = clip
         self.text = text
         self.max_image_pixels = max_image_pixels
+        self.mmap = mmap
         self._catalog: Catalog | None = None
         self._indexes: IndexSet | None = None
         self._generation = -1
@@ -216,7 +217,7 @@ class SearchEngine:
                 if manifest is None and catalog.count_items():
                     indexes = IndexSet.rebuild(self.data_dir.indexes_dir, catalog)
                 else:
-                    indexes = IndexSet.load(self.data_dir.indexes_dir)
+                    indexes = IndexSet.load(self.data_dir.indexes_dir, mmap=self.mmap)
                 self._indexes, self._generation = indexes, generation
         return self._indexes
 
@@ -429,9 +430,7 @@ class SearchEngine:
         out["models"] = models
         out["last_run"] = catalog.last_run()
         indexes = self.refresh() if catalog.count_items() else None
-        out["indexes"] = {f"{k[0]}-{k[1]}": {"type": "Flat (exact)", "vectors": v.ntotal, "dim": v.dim,
-                                             "expected_recall": 1.0}
-                          for k, v in (indexes.indexes.items() if indexes else [])}
+        out["indexes"] = indexes.describe() if indexes else {}
         return out
 
 
@@ -446,4 +445,4 @@ def create_search_engine(settings) -> SearchEngine:
     clip_spec, text_spec = preset_specs(settings.models, settings.clip_model, settings.text_model)
     clip, text = load_encoders(clip_spec, text_spec, device=settings.device, offline=settings.offline)
     return SearchEngine(DataDir(settings.data_dir), clip, text, cache_size=settings.query_cache_size,
-                        max_image_pixels=settings.max_image_pixels)
+                        max_image_pixels=settings.max_image_pixels, mmap=settings.mmap_indexes)

@@ -51,6 +51,15 @@ class Settings:
                                         "in the environment (e.g. `*/.git/*,*.tmp`).")
     quantize: str = _setting("none", "Quantize the CLIP image tower for CPU indexing: `none` or `int8`.",
                              choices=("none", "int8"))
+    index_type: str = _setting("auto", "FAISS index per space: `auto` (exact Flat while small, IVF from "
+                               "SEARCHD_IVF_THRESHOLD vectors), `flat` or `ivf`.", choices=("auto", "flat", "ivf"))
+    ivf_threshold: int = _setting(100_000, "Vectors in a space from which `auto` switches to an IVF index.")
+    ivf_codec: str = _setting("SQ8", "How IVF stores vectors: `Flat` (exact codes), `SQ8` (1 byte per "
+                              "dimension) or `PQ16`-style product quantization (smallest).")
+    vector_dtype: str = _setting("float32", "How vectors are stored in the catalog: `float32` or `float16` "
+                                 "(half the size).", choices=("float32", "float16"))
+    mmap_indexes: bool = _setting(True, "Memory-map FAISS files read-only when serving, so worker "
+                                  "processes share one copy.")
     max_image_pixels: int = _setting(178_956_970, "Images with more pixels than this are skipped as "
                                      "decompression bombs.")
     host: str = _setting("127.0.0.1", "Address `searchd serve` binds to.")
@@ -95,6 +104,16 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def index_policy(self):
+        from indexer.vectors import IndexPolicy
+
+        return IndexPolicy(kind=self.index_type, ivf_threshold=self.ivf_threshold, codec=self.ivf_codec)
+
+    @property
+    def catalog_dtype(self) -> str:
+        return "f2" if self.vector_dtype == "float16" else "f4"
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

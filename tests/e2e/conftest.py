@@ -58,14 +58,14 @@ def _free_port() -> int:
 class _Server:
     """`searchd serve` in a subprocess on a free port, healthy before it is handed out."""
 
-    def __init__(self, data_dir: Path, log_dir: Path):
+    def __init__(self, data_dir: Path, log_dir: Path, env: dict[str, str] | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"serve-{self.port}.log"
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "searchd.cli", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
-             *_model_args()], env=_cli_env(), stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+             *_model_args()], env={**_cli_env(), **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -121,6 +121,28 @@ def empty_server(tmp_path_factory) -> str:
     """Base URL of a real server over a data dir that was never indexed."""
     root = tmp_path_factory.mktemp("browser-empty")
     server = _Server(root / "data", root)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_llm():
+    """A real OpenAI-compatible HTTP server (tests/searchd/fake_openai.py) playing a scripted answer."""
+    from tests.searchd.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server(browser_index, fake_llm) -> str:
+    """Base URL of a real server over the sample data with LLM answers on (answered by fake_llm)."""
+    from tests.searchd.fake_openai import MODEL
+
+    server = _Server(browser_index, browser_index.parent,
+                     env={"SEARCHD_LLM_BASE_URL": fake_llm.base_url, "SEARCHD_LLM_MODEL": MODEL,
+                          "SEARCHD_LLM_TIMEOUT": "20"})
     yield server.url
     server.stop()
 

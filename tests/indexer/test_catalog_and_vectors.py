@@ -122,3 +122,40 @@ def test_bm25_finds_rare_words_and_chinese_characters(catalog):
     assert catalog.bm25("IndexIVFPQ", 5)
     assert catalog.bm25("数据库", 5)
     assert catalog.bm25("", 5) == [] and catalog.bm25('"" OR *', 5) == []
+
+
+def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = normalize(rng.normal(size=(50, dim)))
+    return normalize(centers[rng.integers(0, 50, n)] + 0.15 * rng.normal(size=(n, dim)).astype(np.float32))
+
+
+def test_a_grown_space_moves_to_ivf_with_measured_recall(tmp_path):
+    from indexer.vectors import IndexPolicy
+
+    cat = open_catalog(tmp_path / "big.sqlite3")
+    try:
+        vectors = clustered(6000, 32)
+        docs = [DocumentWrite(path=f"/img/{i}.jpg", kind="image", size=1, mtime_ns=1, content_hash=f"h{i}",
+                              metadata={}, items=[ItemWrite("clip", "image", 0, None, vectors[i])])
+                for i in range(len(vectors))]
+        policy = IndexPolicy(ivf_threshold=5000, codec="Flat")
+        live = IndexSet(tmp_path / "idx", {}, 0, policy)
+        live.apply(*cat.write_batch(docs[:4000]))
+        assert live.maybe_retrain(cat) == []  # below the threshold: exact search
+        live.apply(*cat.write_batch(docs[4000:]))
+        assert live.maybe_retrain(cat) == ["clip-image"]
+        index = live.get("clip", "image")
+        info = live.describe()["clip-image"]
+        assert info["type"].startswith("IVF") and info["expected_recall"] >= 0.95 and info["nprobe"] >= 1
+        # still supports removing and adding, and agrees with the catalog after a round trip
+        live.apply(*cat.write_batch([], remove_paths=["/img/0.jpg", "/img/1.jpg"]))
+        assert index.ntotal == 5998
+        live.save(cat.data_version, 2)
+        mapped = IndexSet.load(tmp_path / "idx", mmap=True)
+        assert mapped.describe()["clip-image"]["type"] == info["type"]
+        assert mapped.disagreements(cat) == []
+        _, ids = mapped.get("clip", "image").search(vectors[10], 5)
+        assert ids[0, 0] == cat.item_ids("clip", "image")[8]  # item ids start at 1; two were removed
+    finally:
+        cat.close()

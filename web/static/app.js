@@ -1018,6 +1018,10 @@
     } else if (event === "error") {
       showAnswerError(data.answer_error || data.error || "The answer failed.");
     } else if (event === "done") {
+      if (typeof data.answer === "string" && data.answer && data.answer !== answer.text) {
+        answer.text = data.answer;  // the server's whole answer is the one to keep
+        renderAnswerText();
+      }
       const parts = [];
       if (data.model) parts.push(data.model);
       if (typeof data.took_ms === "number") parts.push(`${(data.took_ms / 1000).toFixed(1)} s`);
