@@ -6,7 +6,6 @@ library, prints, and turns library errors into a message and an exit code.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -15,79 +14,10 @@ from pathlib import Path
 
 import click
 
-from indexer.errors import (BadRequestError, IndexLockedError, ModelMismatchError, ModelUnavailableError,
-                            NotIndexedError, SearchdError)
-from searchd.settings import Settings, describe_settings, load_settings
-
-#: exit codes, one per kind of failure
-EXIT_CODES = {BadRequestError: 2, IndexLockedError: 3, ModelUnavailableError: 4, ModelMismatchError: 4,
-              NotIndexedError: 5}
-
-
-def fail(exc: SearchdError) -> None:
-    code = next((c for cls, c in EXIT_CODES.items() if isinstance(exc, cls)), 1)
-    click.secho(f"error: {exc}", fg="red", err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SearchdError as exc:
-            fail(exc)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-    return wrapper
-
-
-def _help(name: str) -> str:
-    entry = next(d for d in describe_settings() if d["name"] == name)
-    return f"{entry['help']} [env: {entry['env']}]"
-
-
-def common_options(fn):
-    """Options every command shares; each falls back to its SEARCHD_* variable."""
-    options = [
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help=_help("data_dir")),
-        click.option("--models", type=click.Choice(["default", "demo"]), help=_help("models")),
-        click.option("--clip-model", help=_help("clip_model")),
-        click.option("--text-model", help=_help("text_model")),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help=_help("device")),
-        click.option("--offline/--online", default=None, help=_help("offline")),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def settings_from(**overrides) -> Settings:
-    try:
-        return load_settings({k: v for k, v in overrides.items() if v is not None})
-    except SearchdError as exc:
-        fail(exc)
-
-
-def _quiet_libraries() -> None:
-    """Model libraries print progress bars and warnings of their own; keep output ours."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="open_clip")
-    for name in ("transformers", "sentence_transformers", "open_clip", "huggingface_hub", "root"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except Exception:
-        pass
-
+from indexer.errors import BadRequestError, NotIndexedError
+from searchd.cli_common import setting_help, quiet_libraries, common_options, handle_errors, settings_from
+from searchd.cli_ask import ask
+from searchd.settings import Settings, describe_settings
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="searchd")
@@ -103,7 +33,7 @@ def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models
     from indexer.pipeline import Indexer, IndexOptions
 
     if quiet_models:
-        _quiet_libraries()
+        quiet_libraries()
     clip_spec, text_spec = preset_specs(settings.models, settings.clip_model, settings.text_model)
     clip, text = load_encoders(clip_spec, text_spec, device=settings.device, offline=settings.offline,
                                quantize=settings.quantize)
@@ -116,10 +46,10 @@ def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @common_options
-@click.option("--batch-size", type=int, help=_help("batch_size"))
-@click.option("--workers", type=int, help=_help("workers"))
-@click.option("--exclude", multiple=True, help=_help("exclude"))
-@click.option("--quantize", type=click.Choice(["none", "int8"]), help=_help("quantize"))
+@click.option("--batch-size", type=int, help=setting_help("batch_size"))
+@click.option("--workers", type=int, help=setting_help("workers"))
+@click.option("--exclude", multiple=True, help=setting_help("exclude"))
+@click.option("--quantize", type=click.Choice(["none", "int8"]), help=setting_help("quantize"))
 @click.option("--reembed", is_flag=True, help="Re-embed every file, e.g. after changing a model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @handle_errors
@@ -234,7 +164,7 @@ def search(query, mode, image_path, k, offset, kind, as_json, **overrides):
     """Search the index by text QUERY or by --image FILE."""
     from searchd.engine import Query, create_search_engine
 
-    _quiet_libraries()
+    quiet_libraries()
     settings = settings_from(**overrides)
     engine = create_search_engine(settings)
     try:
@@ -355,8 +285,8 @@ def verify(repair, **overrides):
 
 @cli.command()
 @common_options
-@click.option("--host", help=_help("host"))
-@click.option("--port", type=int, help=_help("port"))
+@click.option("--host", help=setting_help("host"))
+@click.option("--port", type=int, help=setting_help("port"))
 @handle_errors
 def serve(**overrides):
     """Serve the search page and the JSON API."""
@@ -364,7 +294,7 @@ def serve(**overrides):
 
     from searchd.app import create_app
 
-    _quiet_libraries()
+    quiet_libraries()
     settings = settings_from(**overrides)
     app = create_app(settings)
     click.echo(f"searchd serving {settings.data_dir} on http://{settings.host}:{settings.port}", err=True)
@@ -396,9 +326,8 @@ def settings_cmd(markdown):
             click.echo(f"{entry['env']:<28} {flag:<14} {str(default):<22} {entry['help']}")
 
 
+cli.add_command(ask)
+
+
 def main() -> None:
     cli(prog_name="searchd")
-
-
-if __name__ == "__main__":
-    main()

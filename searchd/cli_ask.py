@@ -14,7 +14,7 @@ import click
 
 from indexer.errors import BadRequestError
 from searchd.answer import MAX_ANSWER_K, Answerer, LLMNotConfiguredError, Source
-from searchd.cli import _help, _quiet_libraries, common_options, handle_errors, settings_from
+from searchd.cli_common import setting_help, quiet_libraries, common_options, handle_errors, settings_from
 from searchd.engine import TEXT_MODES
 
 #: exit status when the search worked but the LLM did not answer
@@ -41,9 +41,9 @@ def _print_sources(sources: list[Source]) -> None:
 @click.option("--mode", type=click.Choice(TEXT_MODES), default="text-all", show_default=True,
               help="What to search for sources.")
 @click.option("-k", "k", type=int, default=8, show_default=True, help="Search hits to consider as sources (1-50).")
-@click.option("--llm-base-url", help=_help("llm_base_url"))
-@click.option("--llm-model", help=_help("llm_model"))
-@click.option("--llm-timeout", type=float, help=_help("llm_timeout"))
+@click.option("--llm-base-url", help=setting_help("llm_base_url"))
+@click.option("--llm-model", help=setting_help("llm_model"))
+@click.option("--llm-timeout", type=float, help=setting_help("llm_timeout"))
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: answer, answer_error, citations, hits, model, took_ms.")
 @handle_errors
@@ -58,7 +58,7 @@ def ask(question, mode, k, as_json, **overrides):
                                     "OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
     if not 1 <= k <= MAX_ANSWER_K:
         raise BadRequestError(f"-k must be between 1 and {MAX_ANSWER_K}")
-    _quiet_libraries()
+    quiet_libraries()
     engine = create_search_engine(settings)
     try:
         result = engine.search(Query(mode=mode, text=question, k=k))

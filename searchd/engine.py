@@ -327,7 +327,6 @@ class SearchEngine:
         timings["encode_ms"] = (time.perf_counter() - t0) * 1000
 
         t1 = time.perf_counter()
-        ranked: list[tuple[int, float]] = []
         image_ids: list[int] = []
         text_ids: list[int] = []
         cosine: dict[int, float] = {}

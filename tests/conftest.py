@@ -37,7 +37,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 def run_cli(*args: str, data_dir: Path | None = None, env: dict | None = None, timeout: float = 600,
             check: bool = True) -> subprocess.CompletedProcess:
     """Run `searchd ARGS...` as a user would, in a subprocess."""
-    cmd = [sys.executable, "-m", "searchd.cli", *args]
+    cmd = [sys.executable, "-m", "searchd", *args]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env or cli_env(), timeout=timeout, cwd=REPO)
@@ -61,7 +61,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(data_dir).parent / f"serve-{self.port}.log", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "searchd.cli", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
+            [sys.executable, "-m", "searchd", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
              *extra_args], env=env or cli_env(), stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

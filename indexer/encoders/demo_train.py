@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from indexer.encoders.demo_shapes import COLORS, SHAPES, all_pairs, caption, render_shape
+from indexer.encoders.demo_shapes import all_pairs, caption, render_shape
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

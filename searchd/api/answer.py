@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any, AsyncIterator, Literal
+from typing import Annotated, Any, AsyncIterator, Callable, Literal
 
 import anyio
 import msgspec
@@ -96,7 +96,7 @@ class AnswerController(Controller):
 
         if data.stream:
             return _EventStream(self._events(settings, data.q, hits, hits_out, took),  # type: ignore[return-value]
-                                   headers={"X-Accel-Buffering": "no"})
+                                headers={"X-Accel-Buffering": "no"})
         async with Answerer(settings) as answerer:
             outcome = await answerer.answer(data.q, hits)
         return AnswerOut(answer=outcome.answer, answer_error=outcome.error,
@@ -105,7 +105,7 @@ class AnswerController(Controller):
 
     @staticmethod
     async def _events(settings: Settings, question: str, hits: list[Hit], hits_out: list[HitOut],
-                      took) -> AsyncIterator[ServerSentEventMessage]:
+                      took: Callable[[], float]) -> AsyncIterator[ServerSentEventMessage]:
         yield _event("hits", {"hits": hits_out})
         async with Answerer(settings) as answerer:
             async for kind, payload in answerer.stream(question, hits):

@@ -64,7 +64,7 @@ class _Server:
         self.log_path = log_dir / f"serve-{self.port}.log"
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "searchd.cli", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
+            [sys.executable, "-m", "searchd", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
              *_model_args()], env={**_cli_env(), **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -101,7 +101,7 @@ def real_clip() -> bool:
 def browser_index(tmp_path_factory) -> Path:
     """sample_data/ indexed once through the CLI with the demo models."""
     data_dir = tmp_path_factory.mktemp("browser-index") / "data"
-    proc = subprocess.run([sys.executable, "-m", "searchd.cli", "index", str(SAMPLE), "--data-dir", str(data_dir),
+    proc = subprocess.run([sys.executable, "-m", "searchd", "index", str(SAMPLE), "--data-dir", str(data_dir),
                            *_model_args()], capture_output=True, text=True, env=_cli_env(), cwd=REPO, timeout=600)
     if proc.returncode != 0:
         raise AssertionError(f"searchd index exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")

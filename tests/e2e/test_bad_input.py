@@ -65,7 +65,7 @@ def test_unreadable_file_is_skipped_with_permission_denied(tmp_path):
     secret = corpus / "secret.md"
     secret.write_text("nobody may read this\n")
     os.chmod(secret, 0o000)
-    cmd = [sys.executable, "-m", "searchd.cli", "index", str(corpus), "--json", "--data-dir", str(tmp_path / "data")]
+    cmd = [sys.executable, "-m", "searchd", "index", str(corpus), "--json", "--data-dir", str(tmp_path / "data")]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         assert setpriv, "setpriv (util-linux) is needed to drop CAP_DAC_OVERRIDE as root"

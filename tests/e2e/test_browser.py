@@ -18,6 +18,7 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 BLUE_SQUARE = REPO / "sample_data" / "images" / "shapes" / "blue-square-1.png"
+COFFEE = REPO / "sample_data" / "images" / "photos" / "coffee.jpg"
 CARD = "[data-testid=result-card]"
 
 
@@ -112,6 +113,24 @@ def test_search_by_uploaded_image_finds_blue_squares(desktop_page: Page, browser
     expect(page.get_by_test_id("query-chip")).to_contain_text("dropped.webp")
     expect(page.get_by_test_id("dropzone")).to_be_hidden()
     results_for(page, "image-image")
+
+
+def test_photo_preview_shows_exif_date_camera_and_place(desktop_page: Page, browser_server, screenshot):
+    page = desktop_page
+    page.goto(browser_server + "/")
+    expect(page.get_by_test_id("state-idle")).to_be_visible()
+    page.get_by_test_id("upload-input").set_input_files(str(COFFEE))
+    cards = results_for(page, "image-image")
+    first = cards.first
+    assert first.get_attribute("data-path").endswith("photos/coffee.jpg")  # the same picture scores 1.0
+    first.click()
+    dialog = page.get_by_test_id("preview-dialog")
+    expect(dialog.get_by_test_id("meta-dimensions")).to_have_text("600 × 400 px")
+    expect(dialog.get_by_test_id("meta-taken")).to_contain_text("2013")
+    expect(dialog.get_by_test_id("meta-camera")).to_contain_text("EOS 5D Mark III")
+    expect(dialog.get_by_test_id("meta-gps")).to_contain_text("44.95030° N")
+    expect(dialog.get_by_test_id("preview-image")).to_have_attribute("alt", "Preview of coffee.jpg")
+    screenshot(page, "desktop-preview-photo")
 
 
 def test_preview_escape_and_find_similar(desktop_page: Page, browser_server, real_clip, screenshot):

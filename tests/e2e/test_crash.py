@@ -50,7 +50,7 @@ def data_version(data_dir) -> int:
 def test_sigkill_mid_run_then_next_run_completes_cleanly(corpus, tmp_path, kill_after_commits):
     folder, files = corpus
     data_dir = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-m", "searchd.cli", "index", str(folder), "--data-dir", str(data_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "searchd", "index", str(folder), "--data-dir", str(data_dir),
                              "--batch-size", "4", "--workers", "1"],
                             env=cli_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300

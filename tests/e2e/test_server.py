@@ -64,7 +64,7 @@ def test_queries_keep_succeeding_while_another_process_reindexes(demo_index_copy
             write_shape(new, ["purple", "orange", "green"][i % 3], "star", seed=7000 + i)
         worker = threading.Thread(target=query_loop)
         worker.start()
-        subprocess.run([sys.executable, "-m", "searchd.cli", "index", str(new), "--data-dir", str(demo_index_copy)],
+        subprocess.run([sys.executable, "-m", "searchd", "index", str(new), "--data-dir", str(demo_index_copy)],
                        env=cli_env(), cwd=REPO, check=True, capture_output=True, timeout=300)
         deadline = time.monotonic() + 30
         found = []

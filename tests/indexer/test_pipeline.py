@@ -150,7 +150,7 @@ def test_ids_are_never_reused(corpus, make_indexer):
 def test_second_writer_is_refused_clearly(corpus, tmp_path):
     data = tmp_path / "locked"
     with WriterLock(data):
-        proc = subprocess.run([sys.executable, "-m", "searchd.cli", "index", str(corpus), "--data-dir", str(data)],
+        proc = subprocess.run([sys.executable, "-m", "searchd", "index", str(corpus), "--data-dir", str(data)],
                               env=cli_env(), cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
     assert "another searchd process" in proc.stderr and str(os.getpid()) in proc.stderr

@@ -22,7 +22,7 @@ from PIL import Image
 
 from indexer.catalog import ItemRecord
 from indexer.datadir import DataDir
-from searchd.answer import (NOT_CONFIGURED, Answerer, LLMNotConfiguredError, cited_numbers, citations_for,
+from searchd.answer import (NOT_CONFIGURED, Answerer, LLMNotConfiguredError, cited_numbers,
                             select_sources)
 from searchd.engine import Hit
 from searchd.settings import Settings
@@ -289,7 +289,7 @@ def indexed(request, tmp_path_factory):
     shutil.copytree(SAMPLE / "images" / "photos", corpus / "photos")
     flags = ["--clip-model", f"local-dir:{clip_dir}"]
     data_dir = root / "data"
-    subprocess.run([sys.executable, "-m", "searchd.cli", "index", str(corpus), "--data-dir", str(data_dir),
+    subprocess.run([sys.executable, "-m", "searchd", "index", str(corpus), "--data-dir", str(data_dir),
                     "--models", "demo", "--offline", *flags], check=True, env=cli_env(), cwd=REPO,
                    capture_output=True, timeout=300)
     engine = create_search_engine(Settings(data_dir=data_dir, models="demo", offline=True,
@@ -459,3 +459,13 @@ def test_cli_ask_prints_the_error_and_still_the_sources_when_the_llm_fails(fake,
     assert result.exit_code == 1
     assert "Partly" in result.output and "error: " in result.output and "malformed response" in result.output
     assert "[1] " in result.output and "[2] " in result.output
+
+
+def test_ask_is_a_searchd_command():
+    """Also as `python -m searchd.cli`, where cli.py runs as __main__ and cli_ask imports it back."""
+    from searchd.cli import cli
+
+    assert "ask" in cli.commands
+    proc = subprocess.run([sys.executable, "-m", "searchd", "ask", "--help"], capture_output=True, text=True,
+                          env=cli_env(), cwd=REPO, timeout=60)
+    assert proc.returncode == 0 and "QUESTION" in proc.stdout, proc.stderr

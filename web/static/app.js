@@ -339,20 +339,29 @@
     } else {
       el.input.value = "";
       el.chip.hidden = false;
+      el.chipImg.hidden = false;
       if (query.type === "image") {
         el.chipImg.src = query.url;
         el.chipLabel.textContent = query.name || "Pasted image";
         el.chipImg.alt = "";
       } else {
         el.chipImg.removeAttribute("src");
+        el.chipImg.hidden = true;
         el.chipLabel.textContent = query.item ? `Similar to ${basename(query.item.path)}` : `Similar to item ${query.itemId}`;
-        if (query.item && query.item.thumbnail_url) el.chipImg.src = withKey(query.item.thumbnail_url);
+        if (query.item && query.item.thumbnail_url) showChipThumb(query.item.thumbnail_url);
         else if (!query.item) loadSimilarSource(query);
       }
     }
-    el.input.placeholder = imageLike ? "Or type words to search by text…" : "Search by meaning: “a red circle”, “speech to text”…";
+    const narrow = window.matchMedia("(max-width: 520px)").matches;
+    el.input.placeholder = imageLike ? (narrow ? "Or type words…" : "Or type words to search by text…")
+      : (narrow ? "Search by meaning…" : "Search by meaning: “a red circle”, “speech to text”…");
     renderModes();
     updateTitle();
+  }
+
+  function showChipThumb(url) {
+    el.chipImg.hidden = false;
+    el.chipImg.src = withKey(url);
   }
 
   async function loadSimilarSource(query) {
@@ -361,7 +370,7 @@
       if (state.query !== query) return;
       query.item = item;
       el.chipLabel.textContent = `Similar to ${basename(item.path)}`;
-      if (item.thumbnail_url) el.chipImg.src = withKey(item.thumbnail_url);
+      if (item.thumbnail_url) showChipThumb(item.thumbnail_url);
       updateTitle();
     } catch { /* the search itself reports a missing item */ }
   }
@@ -538,7 +547,8 @@
     const title = !isImage && meta.title ? meta.title : name;
     const shown = displayPath(hit.path);
     const score = typeof hit.score === "number" ? hit.score.toFixed(3) : "";
-    const open = h("button", { type: "button", class: "card__open", "aria-label": `${isImage ? "Image" : "Document"}: ${title}. Open preview` , onclick: () => openPreview(index) }, title);
+    const open = h("button", { type: "button", class: "card__open", "aria-label": `${isImage ? "Image" : "Document"}: ${title}. Open preview`, onclick: () => openPreview(index) },
+      h("span", { class: "card__title-text" }, title));
 
     const foot = h("div", { class: "card__foot" });
     if (isImage) {
@@ -583,7 +593,7 @@
 
   function showState(testid, iconName, title, ...content) {
     stopEmptyPoll();
-    el.state.className = `state${iconName === "alert" || iconName === "offline" ? " state--error" : ""}`;
+    el.state.className = `state${testid === "state-error" ? " state--error" : ""}`;
     el.state.replaceChildren(h("div", { "data-testid": testid }, icon(iconName), h("h2", {}, title), ...content));
   }
 
@@ -754,7 +764,9 @@
     const meta = { ...(hit.metadata || {}), ...((item && item.metadata) || {}) };
     const dl = el.previewMeta;
     dl.replaceChildren();
-    metaRow(dl, "Path", h("code", {}, hit.path), "meta-path");
+    // <wbr> after each separator so a long path breaks between folders, not inside names
+    const pathNodes = String(hit.path).split(/(?<=[\/\\])/).flatMap((part) => [part, h("wbr")]);
+    metaRow(dl, "Path", h("code", {}, pathNodes), "meta-path");
     if (meta.width && meta.height) metaRow(dl, "Dimensions", `${meta.width} × ${meta.height} px`, "meta-dimensions");
     metaRow(dl, "Taken", meta.taken_at ? humanDate(meta.taken_at) : "", "meta-taken");
     metaRow(dl, "Camera", meta.camera, "meta-camera");
@@ -1143,6 +1155,7 @@
       searchByFile(file);
       el.uploadInput.value = "";  // picking the same file again still searches
     });
+    el.chipImg.addEventListener("error", () => { el.chipImg.hidden = true; });  // e.g. a file that is no image
     el.chipClear.addEventListener("click", () => {
       setQuery(null);
       recordHistory("push");
