@@ -63,6 +63,24 @@ def make_photos(folder: Path, count: int, width: int, height: int) -> list[Path]
     return paths
 
 
+def gpu_decode_rate(photos: list[Path], size: int) -> float:
+    """Decode JPEG bytes on the GPU (nvjpeg), resize and centre-crop there."""
+    import torch
+    import torchvision
+    from torchvision.transforms.v2 import functional as TF
+
+    datas = [torchvision.io.read_file(str(p)) for p in photos]
+    torchvision.io.decode_jpeg(datas[:2], device="cuda")
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for start in range(0, len(datas), 64):
+        images = torchvision.io.decode_jpeg(datas[start:start + 64], device="cuda")
+        batch = torch.stack([TF.center_crop(TF.resize(im, size, antialias=True), [size, size]) for im in images])
+        del batch
+    torch.cuda.synchronize()
+    return len(datas) / (time.perf_counter() - t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=64)
@@ -71,6 +89,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=0, help="decoding processes (0 = one per core)")
+    ap.add_argument("--gpu-decode", action="store_true",
+                    help="also time torchvision.io.decode_jpeg on the CUDA device (decode-only)")
     ap.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "out" / "photos")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -117,6 +137,11 @@ def main() -> None:
     finally:
         shutil.rmtree(data_root, ignore_errors=True)
     pipeline_rate = report.images / pipeline_s
+
+    if args.gpu_decode:
+        gpu_rate = gpu_decode_rate(photos, clip.image_size)
+        print(f"gpu-decode    {gpu_rate:8.1f} images/s  (torchvision.io.decode_jpeg on the device, "
+              f"resize + crop to {clip.image_size}px, batches of 64)")
 
     slower = min(decode_rate, encode_rate)
     print(f"decode-only   {decode_rate:8.1f} images/s  ({decode_s:.1f}s, JPEG draft mode, {workers} processes)")

@@ -20,8 +20,9 @@ LRU cache:
 Per mode it prints client wall-clock p50/p99, the server's own p50/p99 from the
 `Server-Timing: encode, search, fetch, total` header, the p50 split between encode and
 the rest (search + fetch), and the encoder's share of the server time (sum of encode /
-sum of total). "client-server" is the p50 of what HTTP, JSON, upload parsing and image
-decoding add on top of the server's total.
+sum of total). "other" is the p50 of total minus encode, search and fetch: the checks the
+engine makes before it encodes (item count, model stamps, index generation). "client-server"
+is the p50 of what HTTP, JSON, upload parsing and image decoding add on top of the total.
 
 --items N writes a collection without running any model: N entries of clustered random
 unit vectors at the configured models' dimensions, 70 % images (one clip/image item per
@@ -42,7 +43,16 @@ faiss.omp_set_num_threads(--threads), as the server calls FAISS. Memory is the s
 faiss.serialize_index and the process RSS growth while the index was built.
 
 A benchmark, not a test: figures depend on the machine and on its load (the header
-prints the load average). Run it on a quiet machine for figures worth quoting.
+prints the load average). Run it on a quiet machine for figures worth quoting. On a busy
+machine FAISS calls with more than one OpenMP thread can lose milliseconds waiting for a
+descheduled thread (compare --threads 1,2).
+
+The full figures (about 2 min, 3-5 min and 10-15 min on 2 quiet cores; the last needs
+about 7 GB of RAM at 1M x 512):
+
+    python bench/query_latency.py --sample --requests 100 --json bench/out/latency-sample.json
+    python bench/query_latency.py --items 100000 --requests 100 --json bench/out/latency-items-100k.json
+    python bench/query_latency.py --synthetic 1000000 --dim 512 --threads 1,2 --json bench/out/faiss-1m.json
 """
 
 from __future__ import annotations
@@ -187,7 +197,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_dir) / f"serve-{self.port}.log"
-        self.log = open(self.log_path, "w+")
+        self.log = open(self.log_path, "w+")  # noqa: SIM115 - open for the server's lifetime
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "searchd", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
@@ -322,8 +332,8 @@ def run_pass(client, url: str, mode: str, requests: list, k: int) -> dict:
             raise RuntimeError(f"{mode}: HTTP {resp.status_code}: {resp.text[:500]}")
         timing = parse_server_timing(resp.headers.get("server-timing", ""))
         wall.append(elapsed)
-        for key in server:
-            server[key].append(timing.get(key, float("nan")))
+        for key, values in server.items():
+            values.append(timing.get(key, float("nan")))
     return summarize(wall, server, len(resp.json().get("hits", [])) if requests else 0)
 
 
@@ -337,6 +347,9 @@ def summarize(wall: list[float], server: dict[str, list[float]], hits: int) -> d
         "server_total_p50_ms": pct(total, 50), "server_total_p99_ms": pct(total, 99),
         "encode_p50_ms": pct(enc, 50), "search_p50_ms": pct(server["search"], 50),
         "fetch_p50_ms": pct(server["fetch"], 50), "search_fetch_p50_ms": pct(rest, 50),
+        # total minus the three phases: the per-request checks before encoding (item count,
+        # model check, generation check) and building the result
+        "other_p50_ms": pct(total - enc - rest, 50),
         "encoder_share": float(enc.sum() / total.sum()) if total.sum() > 0 else None,
         "client_minus_server_p50_ms": pct(np.asarray(wall) - total, 50),
         "raw": {"client_ms": [round(v, 3) for v in wall],
@@ -350,6 +363,7 @@ def measure_server(url: str, models: str, n_requests: int, k: int, n_images: int
 
     images = ImagePayloads(pick_images(n_images), clip_image_size(models))
     results: dict = {}
+    counter = 0
     with httpx.Client(timeout=120) as client:
         for mode in modes:  # warm-up: JIT-ish first calls, thread pools, SQLite page cache
             reqs = ([f"warm up {i}" for i in range(warmup)] if mode in TEXT_MODES
@@ -358,7 +372,9 @@ def measure_server(url: str, models: str, n_requests: int, k: int, n_images: int
         for mode in modes:
             log(f"  {mode}: cold pass ({n_requests} unique queries)")
             if mode in TEXT_MODES:
-                cold = [f"{TEXT_QUERIES[i % len(TEXT_QUERIES)]} {i + 1}" for i in range(n_requests)]
+                # one counter over all modes: text-all must not find text-image's cold queries cached
+                cold = [f"{TEXT_QUERIES[i % len(TEXT_QUERIES)]} {counter + i + 1}" for i in range(n_requests)]
+                counter += n_requests
                 warm = [TEXT_QUERIES[i % len(TEXT_QUERIES)] for i in range(n_requests)]
                 prime = list(TEXT_QUERIES)
             else:
@@ -375,7 +391,7 @@ def measure_server(url: str, models: str, n_requests: int, k: int, n_images: int
 
 def print_modes(results: dict, title: str) -> None:
     headers = ["mode", "pass", "client p50", "client p99", "server p50", "server p99", "encode p50",
-               "search+fetch p50", "(search/fetch p50)", "encoder share", "client-server p50"]
+               "search+fetch p50", "(search/fetch p50)", "other p50", "encoder share", "client-server p50"]
     rows = []
     for mode, passes in results.items():
         for name in ("cold", "warm"):
@@ -383,7 +399,7 @@ def print_modes(results: dict, title: str) -> None:
             rows.append([mode, name, fmt(r["client_p50_ms"]), fmt(r["client_p99_ms"]),
                          fmt(r["server_total_p50_ms"]), fmt(r["server_total_p99_ms"]), fmt(r["encode_p50_ms"]),
                          fmt(r["search_fetch_p50_ms"]),
-                         f"{fmt(r['search_p50_ms'])}/{fmt(r['fetch_p50_ms'])}",
+                         f"{fmt(r['search_p50_ms'])}/{fmt(r['fetch_p50_ms'])}", fmt(r["other_p50_ms"]),
                          f"{100 * r['encoder_share']:.0f} %" if r["encoder_share"] is not None else "-",
                          fmt(r["client_minus_server_p50_ms"])])
     print()
@@ -444,7 +460,7 @@ def part_sample(args, workdir: Path) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "searchd", "index", str(SAMPLE), "--data-dir", str(data_dir),
                            "--models", args.models, "--offline", "--json"],
-                          env=cli_env(), cwd=REPO, capture_output=True, text=True)
+                          env=cli_env(), cwd=REPO, capture_output=True, text=True, check=False)
     index_s = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"searchd index failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -456,7 +472,8 @@ def part_sample(args, workdir: Path) -> dict:
 
 # --- part 2: a generated collection -----------------------------------------------------------
 
-_SYLLABLES = ("ka ri to me sa nu lo fe di vo ba ze mi tu re po la gi ne su ko va ti mu de".split())
+_SYLLABLES = ("ka", "ri", "to", "me", "sa", "nu", "lo", "fe", "di", "vo", "ba", "ze", "mi", "tu", "re", "po",
+              "la", "gi", "ne", "su", "ko", "va", "ti", "mu", "de")
 
 
 def _vocabulary(size: int, rng) -> list[str]:
@@ -471,7 +488,10 @@ def _query_words() -> list[str]:
 
     words = []
     for q in TEXT_QUERIES:
-        words += [t for t in query_terms(q) if t not in _STOP and t.isascii()]
+        if q.isascii():
+            words += [t for t in query_terms(q) if t not in _STOP]
+        else:
+            words.append(q)  # a CJK query goes in whole; FTS indexes it character by character
     return sorted(set(words))
 
 
@@ -499,14 +519,15 @@ def build_collection(data_dir: Path, n: int, models: str, clusters: int, seed: i
     gc.collect()
 
     rng = np.random.default_rng(seed)
-    n_text = int(round(n * text_share))
+    n_text = round(n * text_share)
     n_image = n - n_text
     clip_centres = _unit(rng.standard_normal((clusters, clip_dim)).astype(np.float32))
     text_centres = _unit(rng.standard_normal((clusters, text_dim)).astype(np.float32))
     vocab = _vocabulary(3000, rng)
     qwords = _query_words()
     topic_words = [rng.choice(vocab, size=3, replace=False).tolist() for _ in range(clusters)]
-    topic_q = [rng.choice(qwords, size=2, replace=False).tolist() for _ in range(clusters)]
+    # every word of the query list is a topic word of some clusters, so BM25 always has matches
+    topic_q = [[qwords[c % len(qwords)], qwords[(7 * c + 3) % len(qwords)]] for c in range(clusters)]
 
     def noisy(centres, labels, dim):
         x = centres[labels] + rng.standard_normal((len(labels), dim), dtype=np.float32) * (spread / math.sqrt(dim))
@@ -596,17 +617,53 @@ def part_items(args, workdir: Path) -> dict:
 
 # --- part 3: FAISS index types in process -----------------------------------------------------
 
-def clustered_unit_vectors(n: int, d: int, centres: np.ndarray, spread: float, rng, chunk: int = 100_000) -> np.ndarray:
-    out = np.empty((n, d), dtype=np.float32)
-    scale = np.float32(spread / math.sqrt(d))
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        labels = rng.integers(len(centres), size=e - s)
-        block = rng.standard_normal((e - s, d), dtype=np.float32)
-        block *= scale
-        block += centres[labels]
-        out[s:e] = _unit(block)
-    return out
+class ClusterModel:
+    """Clustered unit vectors: a random unit centre per cluster plus noise whose expected norm
+    is ``spread``, then re-normalised. A share ``1 - iso`` of the noise's variance lies in a
+    random ``intrinsic``-dim subspace of each cluster (real embeddings have a low intrinsic
+    dimension, which is what lets neighbours stand out); the rest is isotropic. intrinsic=0
+    makes all of it isotropic (in high dimensions the neighbours inside a cluster are then
+    almost equidistant: the hardest case for any approximate index)."""
+
+    def __init__(self, d: int, clusters: int, spread: float, intrinsic: int, iso: float, rng):
+        self.d, self.clusters, self.spread = d, clusters, spread
+        self.centres = _unit(rng.standard_normal((clusters, d), dtype=np.float32))
+        self.intrinsic = intrinsic if 0 < intrinsic < d else 0
+        self.iso = 1.0 if not self.intrinsic else min(max(iso, 0.0), 1.0)
+        # rows ~ N(0, 1/d): close to orthonormal in high dimension, so |z @ B| ~ |z|
+        self.bases = (rng.standard_normal((clusters, self.intrinsic, d), dtype=np.float32) / np.float32(math.sqrt(d))
+                      if self.intrinsic else None)
+
+    def noise(self, labels: np.ndarray, scale: float, rng) -> np.ndarray:
+        m, d = len(labels), self.d
+        out = rng.standard_normal((m, d), dtype=np.float32)
+        out *= np.float32(scale * math.sqrt(self.iso / d))
+        if self.bases is not None:
+            z = rng.standard_normal((m, self.intrinsic), dtype=np.float32)
+            z *= np.float32(scale * math.sqrt((1 - self.iso) / self.intrinsic))
+            order = np.argsort(labels, kind="stable")
+            sorted_labels = labels[order]
+            starts = np.searchsorted(sorted_labels, np.arange(self.clusters + 1))
+            for c in range(self.clusters):
+                rows = order[starts[c]:starts[c + 1]]
+                if len(rows):
+                    out[rows] += z[rows] @ self.bases[c]
+        return out
+
+    def sample(self, n: int, rng, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """-> (vectors (n, d) float32 unit norm, cluster labels)."""
+        out = np.empty((n, self.d), dtype=np.float32)
+        labels = rng.integers(self.clusters, size=n).astype(np.int32)
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            block = self.noise(labels[s:e], self.spread, rng)
+            block += self.centres[labels[s:e]]
+            out[s:e] = _unit(block)
+        return out, labels
+
+    def near(self, x: np.ndarray, labels: np.ndarray, rng) -> np.ndarray:
+        """Queries near given data points: half the spread of noise, same structure."""
+        return _unit(x + self.noise(labels, self.spread / 2, rng))
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -644,7 +701,7 @@ def part_synthetic(args) -> dict:
     n, d, k = args.synthetic, args.dim, 10
     build_threads = args.build_threads or os.cpu_count() or 1
     search_threads = args.threads or [build_threads]
-    nlist = args.nlist or max(1, int(round(4 * math.sqrt(n))))
+    nlist = args.nlist or max(1, round(4 * math.sqrt(n)))
     pq_m = args.pq_m or max(1, d // 8)
     if d % pq_m:
         raise SystemExit(f"--pq-m {pq_m} must divide --dim {d}")
@@ -652,6 +709,7 @@ def part_synthetic(args) -> dict:
     types = args.types
     rng = np.random.default_rng(args.seed)
     result: dict = {"n": n, "dim": d, "k": k, "clusters": args.clusters, "spread": args.spread,
+                    "intrinsic_dim": args.intrinsic_dim, "iso": args.iso,
                     "queries": args.queries, "nlist": nlist, "pq_m": pq_m, "train_n": train_n,
                     "kmeans_iters": args.kmeans_iters, "hnsw_m": args.hnsw_m,
                     "hnsw_ef_construction": args.hnsw_ef_construction, "build_threads": build_threads,
@@ -660,11 +718,12 @@ def part_synthetic(args) -> dict:
 
     log(f"synthetic: generating {n} x {d} clustered unit vectors ({args.clusters} clusters)")
     t0 = time.perf_counter()
-    centres = _unit(rng.standard_normal((args.clusters, d)).astype(np.float32))
-    x = clustered_unit_vectors(n, d, centres, args.spread, rng)
+    model = ClusterModel(d, args.clusters, args.spread, args.intrinsic_dim, args.iso, rng)
+    x, labels = model.sample(n, rng)
     ids = np.arange(1, n + 1, dtype=np.int64)  # item ids start at 1, as in the catalog
-    base = x[rng.choice(n, size=args.queries, replace=False)]
-    q = _unit(base + rng.standard_normal(base.shape, dtype=np.float32) * np.float32(args.spread / 2 / math.sqrt(d)))
+    picked = rng.choice(n, size=args.queries, replace=False)
+    q = model.near(x[picked], labels[picked], rng)
+    del labels, model
     sample = x[np.sort(rng.choice(n, size=train_n, replace=False))]
     result["generate_s"] = time.perf_counter() - t0
     log(f"synthetic: data ready in {result['generate_s']:.1f} s ({x.nbytes / 2**20:.0f} MB)")
@@ -698,6 +757,9 @@ def part_synthetic(args) -> dict:
             log(f"synthetic:   {entry['name']} {entry['param_name']}={v}: recall@10 {r:.3f}")
             if r >= args.target_recall:
                 chosen = v
+                break
+            if len(curve) >= 3 and curve[-1]["recall"] - curve[-3]["recall"] < 0.002:
+                log(f"synthetic:   {entry['name']}: recall has levelled off below the target; sweep stopped")
                 break
         entry["sweep"] = curve
         entry["reached_target"] = chosen is not None
@@ -825,7 +887,8 @@ def part_synthetic(args) -> dict:
 def print_synthetic(res: dict) -> None:
     print()
     print(f"== FAISS index types, in process: N={res['n']}, dim={res['dim']}, {res['clusters']} clusters "
-          f"(spread {res['spread']}), {res['queries']} queries near the data, k=10")
+          f"(spread {res['spread']}, noise {100 * (1 - res['iso']):.0f} % in a {res['intrinsic_dim']}-d subspace "
+          f"per cluster), {res['queries']} queries near the data, k=10")
     print(f"nlist={res['nlist']}, IVF trained on {res['train_n']} vectors ({res['kmeans_iters']} k-means iterations), "
           f"PQ m={res['pq_m']} x 8 bits, HNSW M={res['hnsw_m']} efConstruction={res['hnsw_ef_construction']}; "
           f"build threads {res['build_threads']}; latency: one query per search call, T = faiss.omp_set_num_threads; "
@@ -854,7 +917,9 @@ def print_synthetic(res: dict) -> None:
                                                     e["latency"][str(t)]["queries"])]
                     + [fmt(batch, 3)])
     print(table(headers, rows))
-    print(f"(!) = recall@10 >= {res['target_recall']} not reached within the sweep; the best value tried is shown.")
+    if any(not e["reached_target"] for e in res["indexes"]):
+        print(f"(!) = recall@10 >= {res['target_recall']} not reached (the sweep ran out or levelled off); "
+              f"the smallest setting with the best recall is shown.")
     for e in res["indexes"]:
         if e.get("sweep"):
             print(f"  {e['name']} sweep: " + ", ".join(f"{c['param']}:{c['recall']:.3f}" for c in e["sweep"]))
@@ -889,6 +954,10 @@ def parse_args(argv=None):
     syn = ap.add_argument_group("--synthetic comparison")
     syn.add_argument("--dim", type=int, default=512, help="vector dimension (default: 512, ViT-B-32)")
     syn.add_argument("--clusters", type=int, default=1000, help="Gaussian clusters in the data (default: 1000)")
+    syn.add_argument("--intrinsic-dim", type=int, default=32,
+                     help="dimension of each cluster's noise subspace; 0 = isotropic noise (default: 32)")
+    syn.add_argument("--iso", type=float, default=0.1,
+                     help="share of the noise variance that is isotropic anyway (default: 0.1)")
     syn.add_argument("--queries", type=int, default=1000, help="queries, drawn near data points (default: 1000)")
     syn.add_argument("--threads", default="",
                      help="FAISS threads while timing single queries; a comma list times each, e.g. 1,2 "

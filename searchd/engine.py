@@ -124,6 +124,65 @@ class _LRU:
                 self._data.popitem(last=False)
 
 
+class _Slot:
+    __slots__ = ("text", "vector", "error", "done")
+
+    def __init__(self, text: str):
+        self.text, self.vector, self.error, self.done = text, None, None, False
+
+
+class QueryBatcher:
+    """Encodes concurrent queries together in one model call.
+
+    A caller whose query is pending while no batch is running becomes the runner: it
+    waits ``window_s`` for others to join, encodes up to ``max_batch`` queries at once
+    and hands each caller its row. Alone, a query pays only ``window_s``; under load the
+    model runs once per batch instead of once per query. Rows do not influence each
+    other, so results are the same as encoding one at a time."""
+
+    def __init__(self, encode, max_batch: int = 32, window_s: float = 0.002):
+        self.encode = encode
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self._cond = threading.Condition()
+        self._pending: list[_Slot] = []
+        self._busy = False
+
+    def __call__(self, text: str) -> np.ndarray:
+        slot = _Slot(text)
+        with self._cond:
+            self._pending.append(slot)
+            while not slot.done:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                self._busy = True
+                self._cond.release()
+                try:
+                    time.sleep(self.window_s)  # let concurrent queries join this batch
+                finally:
+                    self._cond.acquire()
+                batch = self._pending[:self.max_batch]
+                del self._pending[:len(batch)]
+                self._cond.release()
+                try:
+                    vectors = self.encode([s.text for s in batch])
+                    for s, vector in zip(batch, vectors):
+                        s.vector = vector
+                except BaseException as exc:  # every waiter gets the error, none hangs
+                    for s in batch:
+                        s.error = exc
+                finally:
+                    self._cond.acquire()
+                    for s in batch:
+                        s.done = True
+                    self._busy = False
+                    self._cond.notify_all()
+        if slot.error is not None:
+            raise slot.error
+        return slot.vector
+
+
 def query_terms(text: str) -> list[str]:
     terms = []
     for token in re.findall(r"\w+", text.lower()):
@@ -188,6 +247,7 @@ class SearchEngine:
         self._swap_lock = threading.Lock()
         self._cache = _LRU(cache_size)
         self._models_checked = False
+        self._batchers = {"clip": QueryBatcher(clip.encode_texts), "text": QueryBatcher(text.encode_texts)}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -249,8 +309,7 @@ class SearchEngine:
         key = (space, text)
         cached = self._cache.get(key)
         if cached is None:
-            encoder = self.clip if space == "clip" else self.text
-            cached = encoder.encode_texts([text])[0]
+            cached = self._batchers[space](text)
             self._cache.put(key, cached)
         return cached
 

@@ -112,6 +112,16 @@ def test_search_by_uploaded_image_finds_blue_squares(desktop_page: Page, browser
     }""", cards.first.locator("img").get_attribute("src"))
     expect(page.get_by_test_id("query-chip")).to_contain_text("dropped.webp")
     expect(page.get_by_test_id("dropzone")).to_be_hidden()
+    cards = results_for(page, "image-image")
+
+    # ...and so does pasting one.
+    page.evaluate("""async (url) => {
+        const blob = await (await fetch(url)).blob();
+        const dt = new DataTransfer();
+        dt.items.add(new File([blob], 'pasted.webp', {type: blob.type}));
+        document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true}));
+    }""", cards.nth(1).locator("img").get_attribute("src"))
+    expect(page.get_by_test_id("query-chip")).to_contain_text("pasted.webp")
     results_for(page, "image-image")
 
 
@@ -193,14 +203,17 @@ def test_load_more_appends_without_losing_results(desktop_page: Page, browser_se
     assert "&k=30" in page.url and "offset" not in page.url
     screenshot(page, "desktop-load-more", full_page=True)
 
+    grid = page.get_by_test_id("results")
+    all_cards = grid.locator(CARD)
     for _ in range(5):  # the sample data has 95 documents: the button goes once all are shown
         if not load_more.is_visible():
             break
-        count = cards.count()
-        load_more.click()
-        expect(cards).not_to_have_count(count)
+        count = all_cards.count()
+        load_more.click()  # marks the grid busy at once; it is idle again when the page is in
+        expect(grid).to_have_attribute("aria-busy", "false")
+        assert all_cards.count() > count
     expect(load_more).to_be_hidden()
-    ids = cards.evaluate_all("els => els.map(e => e.dataset.id)")
+    ids = all_cards.evaluate_all("els => els.map(e => e.dataset.id)")
     assert len(ids) == len(set(ids)) <= 95
 
 

@@ -912,7 +912,7 @@
   function maybeAnswer(committed) {
     const query = state.query;
     if (!config.llmEnabled || !query || query.type !== "text") { closeAnswer(); return; }
-    if (answer.q === query.q && (answer.controller || answer.text || !el.answerError.hidden)) return;
+    if (answer.q === query.q && (answer.controller || answer.text)) return;  // after an error, Enter asks again
     if (committed) { streamAnswer(query.q); return; }
     if (answer.controller) answer.controller.abort();
     answer.controller = null;
