@@ -290,6 +290,20 @@ class Catalog:
                                 .where(Vector.item_id.in_(list(ids)))).all()
         return {r[0]: _decode_vectors([r[1]], [r[2]], r[3])[0] for r in rows}
 
+    def item_vector(self, item_id: int, space: str) -> np.ndarray | None:
+        """The vector of an item in ``space``: its own, or that of the same passage (or
+        image) of its document in the other space; None when the document has none there."""
+        with self.engine.connect() as conn:
+            own = conn.execute(select(Item.document_id, Item.ordinal, Item.space).where(Item.id == item_id)).first()
+            if own is None:
+                return None
+            twin = item_id if own.space == space else conn.execute(
+                select(Item.id).where(Item.document_id == own.document_id, Item.ordinal == own.ordinal,
+                                      Item.space == space)).scalar()
+        if twin is None:
+            return None
+        return self.get_vectors([twin]).get(twin)
+
     def items(self, ids: Sequence[int]) -> dict[int, ItemRecord]:
         ids = [int(i) for i in ids]
         if not ids:

@@ -19,7 +19,7 @@ from indexer.datadir import DataDir
 from indexer.errors import NotFoundError
 from searchd.api.presenters import item_out, search_response
 from searchd.api.schemas import ItemOut, SearchOut
-from searchd.engine import IMAGE_MODES, MAX_K, MAX_OFFSET, Query, SearchEngine
+from searchd.engine import MAX_K, MAX_OFFSET, Query, SearchEngine
 
 ITEM_ID = Annotated[int, Parameter(ge=1, le=2**62, description="An item id from a search hit.")]
 
@@ -37,13 +37,12 @@ class ItemsController(Controller):
         self,
         engine: NamedDependency[SearchEngine],
         item_id: ITEM_ID,
-        mode: Annotated[str, Parameter(description="image-image, image-text or image-all")] = "image-image",
+        mode: Annotated[str, Parameter(description="Any mode: image-* modes use the item's CLIP vector, "
+                                                   "text-text its sentence-transformer vector (text items).")] = "image-image",
         k: Annotated[int, Parameter(ge=1, le=MAX_K)] = 20,
         offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Response[SearchOut]:
         engine.item(item_id)  # 404 before anything else
-        if mode not in IMAGE_MODES:
-            mode = "image-image"
         return search_response(engine.search(Query(mode=mode, item_id=item_id, k=k, offset=offset)))
 
     @get("/{item_id:int}/thumbnail", sync_to_thread=True, summary="Small WebP preview of an image item",

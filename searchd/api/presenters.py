@@ -18,7 +18,8 @@ def item_metadata(rec: ItemRecord) -> dict:
     for key in ("width", "height", "format", "taken_at", "gps", "title", "frames"):
         if meta.get(key) is not None:
             out[key] = meta[key]
-    camera = " ".join(v for v in (meta.get("make"), meta.get("model")) if v)
+    make, model = meta.get("make") or "", meta.get("model") or ""
+    camera = model if make and model.lower().startswith(make.split()[0].lower()) else f"{make} {model}".strip()
     if camera:
         out["camera"] = camera
     if rec.kind == "text":

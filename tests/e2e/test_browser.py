@@ -34,7 +34,7 @@ def query_of(page: Page) -> dict[str, list[str]]:
     return parse_qs(urlparse(page.url).query)
 
 
-def test_text_to_image_search_puts_a_red_circle_first(desktop_page: Page, browser_server, real_clip, screenshot):
+def test_text_to_image_search_puts_a_red_circle_first(desktop_page: Page, browser_server, screenshot):
     page = desktop_page
     page.goto(browser_server + "/")
     expect(page.get_by_test_id("state-idle")).to_be_visible()
@@ -49,8 +49,7 @@ def test_text_to_image_search_puts_a_red_circle_first(desktop_page: Page, browse
     assert query_of(page) == {"q": ["a red circle"], "mode": ["text-image"]}
     assert all(kind == "image" for kind in cards.evaluate_all("els => els.map(e => e.dataset.kind)"))
     first = cards.first
-    if real_clip:
-        assert "red-circle" in first.get_attribute("data-path")
+    assert "red-circle" in first.get_attribute("data-path")
     expect(first.locator("img")).to_have_attribute("alt", re.compile(r"\.(png|jpe?g)$"))
     expect(page.get_by_test_id("result-count")).to_contain_text("images")
     expect(page.get_by_test_id("load-more")).to_be_visible()
@@ -80,7 +79,7 @@ def test_text_mode_finds_whisper_with_marked_terms(desktop_page: Page, browser_s
     screenshot(page, "desktop-text")
 
 
-def test_search_by_uploaded_image_finds_blue_squares(desktop_page: Page, browser_server, real_clip, screenshot):
+def test_search_by_uploaded_image_finds_blue_squares(desktop_page: Page, browser_server, screenshot):
     page = desktop_page
     page.goto(browser_server + "/")
     expect(page.get_by_test_id("state-idle")).to_be_visible()
@@ -91,9 +90,8 @@ def test_search_by_uploaded_image_finds_blue_squares(desktop_page: Page, browser
     expect(page.get_by_test_id("mode-images")).to_have_text("Similar images")
     expect(page.get_by_test_id("mode-images")).to_have_attribute("aria-checked", "true")
     paths = cards.evaluate_all("els => els.slice(0, 3).map(e => e.dataset.path)")
-    if real_clip:  # itself first, and its twin near the top
-        assert paths[0].endswith("blue-square-1.png"), paths
-        assert sum("blue-square" in p for p in paths) >= 2, paths
+    assert paths[0].endswith("blue-square-1.png"), paths
+    assert sum("blue-square" in p for p in paths) >= 2, paths
     screenshot(page, "desktop-upload")
 
     page.get_by_test_id("mode-text").click()  # "Related text" for the same image
@@ -143,7 +141,7 @@ def test_photo_preview_shows_exif_date_camera_and_place(desktop_page: Page, brow
     screenshot(page, "desktop-preview-photo")
 
 
-def test_preview_escape_and_find_similar(desktop_page: Page, browser_server, real_clip, screenshot):
+def test_preview_escape_and_find_similar(desktop_page: Page, browser_server, screenshot):
     page = desktop_page
     page.goto(browser_server + "/?q=a+red+circle&mode=text-image")
     cards = results_for(page, "text-image")
@@ -174,9 +172,8 @@ def test_preview_escape_and_find_similar(desktop_page: Page, browser_server, rea
     expect(page.get_by_test_id("query-chip")).to_contain_text("Similar to")
     ids = similar.evaluate_all("els => els.map(e => e.dataset.id)")
     assert first_id not in ids
-    if real_clip:
-        top = similar.evaluate_all("els => els.slice(0, 3).map(e => e.dataset.path)")
-        assert any("red-circle" in p for p in top), top
+    top = similar.evaluate_all("els => els.slice(0, 3).map(e => e.dataset.path)")
+    assert any("red-circle" in p for p in top), top
     screenshot(page, "desktop-similar")
 
     page.go_back()  # back to the text search, as it was

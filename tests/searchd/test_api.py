@@ -233,3 +233,19 @@ def test_openapi_describes_every_route(client):
                                  "/api/search?q=%E4%BD%A0%E5%A5%BD&mode=text-all", "/api/search?q=a&offset=99999999"])
 def test_odd_input_never_gives_a_500(client, url):
     assert client.get(url).status_code < 500
+
+
+def test_text_item_finds_related_passages_by_meaning(client):
+    source = search(client, q="turning spoken audio into written words", mode="text-text", k=1)["hits"][0]
+    related = client.get(f"/api/items/{source['id']}/similar", params={"mode": "text-text", "k": 3})
+    assert related.status_code == 200, related.text
+    hits = related.json()["hits"]
+    assert hits and all(h["kind"] == "text" and h["path"] != source["path"] for h in hits)
+    image = search(client, q="a red circle", mode="text-image", k=1)["hits"][0]
+    refused = client.get(f"/api/items/{image['id']}/similar", params={"mode": "text-text"})
+    assert refused.status_code == 400 and "image-*" in refused.json()["error"]
+
+
+def test_camera_name_does_not_repeat_the_make(client):
+    hit = search(client, q="a photo", mode="text-image", k=20, taken_after="2013-01-01")["hits"][0]
+    assert hit["metadata"]["camera"] == "Canon EOS 5D Mark III"
