@@ -397,12 +397,13 @@ class SearchEngine:
                 image_ids.append(item_id)
                 cosine[item_id] = score
         if q.mode in ("text-text", "text-all") and text_wanted:
-            dense = self._dense(indexes, "text", "text", query_vec["text"], n, self._allowed(q, "text", "text"))
+            allowed = self._allowed(q, "text", "text")
+            dense = self._dense(indexes, "text", "text", query_vec["text"], n, allowed)
             for item_id, score in dense:
                 cosine[item_id] = score
-            allowed = self._allowed(q, "text", "text")
+            allowed_set = None if allowed is None else set(allowed.tolist())
             keyword = [(i, s) for i, s in (catalog.bm25(q.text, n) if q.text else [])
-                       if allowed is None or i in set(allowed.tolist())]
+                       if allowed_set is None or i in allowed_set]
             missing = [i for i, _ in keyword if i not in cosine]
             if missing:
                 for item_id, vec in catalog.get_vectors(missing).items():
