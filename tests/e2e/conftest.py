@@ -55,8 +55,10 @@ def llm_server(demo_index, fake_llm) -> str:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread
+    while the browser is open, which would break asyncio.run() in later test modules."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
         if os.environ.get("CI"):
