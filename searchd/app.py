@@ -16,7 +16,7 @@ import anyio
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
@@ -81,7 +81,7 @@ def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise NotAuthorizedException("an API key is required: send `Authorization: Bearer KEY` or `X-API-Key: KEY`")
 
 
-@get("/", include_in_schema=False, media_type=MediaType.HTML)
+@get("/", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=False)
 def page(settings: NamedDependency[Settings]) -> Template:
     return Template(template_name="index.html",
                     context={"version": __version__, "llm_enabled": settings.llm_enabled,
