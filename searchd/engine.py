@@ -135,13 +135,14 @@ class _Slot:
 class QueryBatcher:
     """Encodes concurrent queries together in one model call.
 
-    A caller whose query is pending while no batch is running becomes the runner: it
-    waits ``window_s`` for others to join, encodes up to ``max_batch`` queries at once
-    and hands each caller its row. Alone, a query pays only ``window_s``; under load the
-    model runs once per batch instead of once per query. Rows do not influence each
-    other, so results are the same as encoding one at a time."""
+    A caller whose query is pending while no batch is running becomes the runner and
+    encodes up to ``max_batch`` pending queries at once, handing each caller its row.
+    Queries that arrive while the model is busy wait and go together in the next batch,
+    so a lone query pays nothing extra and under load the model runs once per batch
+    instead of once per query. ``window_s`` > 0 would also hold a batch open that long.
+    Rows do not influence each other: results equal encoding one at a time."""
 
-    def __init__(self, encode, max_batch: int = 32, window_s: float = 0.002):
+    def __init__(self, encode, max_batch: int = 32, window_s: float = 0.0):
         self.encode = encode
         self.max_batch = max_batch
         self.window_s = window_s
@@ -158,11 +159,12 @@ class QueryBatcher:
                     self._cond.wait()
                     continue
                 self._busy = True
-                self._cond.release()
-                try:
-                    time.sleep(self.window_s)  # let concurrent queries join this batch
-                finally:
-                    self._cond.acquire()
+                if self.window_s > 0:
+                    self._cond.release()
+                    try:
+                        time.sleep(self.window_s)  # let concurrent queries join this batch
+                    finally:
+                        self._cond.acquire()
                 batch = self._pending[:self.max_batch]
                 del self._pending[:len(batch)]
                 self._cond.release()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -14,9 +15,10 @@ def test_concurrent_queries_share_model_calls_and_get_their_own_rows():
 
     def encode(texts):
         calls.append(list(texts))
+        time.sleep(0.05)  # a model call takes a while; queries arriving meanwhile queue up
         return np.array([[len(t), i] for i, t in enumerate(texts)], dtype=np.float32)
 
-    batcher = QueryBatcher(encode, window_s=0.05)
+    batcher = QueryBatcher(encode)
     texts = [f"query {'x' * i}" for i in range(12)]
     results = {}
     threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, batcher(t))) for t in texts]
@@ -33,7 +35,7 @@ def test_a_failing_model_call_reaches_every_waiter():
     def encode(texts):
         raise RuntimeError("model exploded")
 
-    batcher = QueryBatcher(encode, window_s=0.01)
+    batcher = QueryBatcher(encode)
     errors = []
 
     def ask():
