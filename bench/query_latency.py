@@ -34,7 +34,7 @@ models' identities, written through Catalog.write_batch, published as the indexe
 
 --synthetic N compares FAISS index types in process (no server), on N clustered unit
 vectors (--clusters Gaussian clusters) and 1000 queries drawn near the data: Flat
-(IndexFlatIP in IndexIDMap2, what searchd uses today), IVF{nlist},Flat, IVF{nlist},SQ8,
+(IndexFlatIP in IndexIDMap2, what searchd uses below SEARCHD_IVF_THRESHOLD), IVF{nlist},Flat, IVF{nlist},SQ8,
 IVF{nlist},PQ{m} (nprobe swept; the smallest reaching recall@10 >= --target-recall against
 Flat is kept) and HNSW{M} (efSearch swept the same way). The three IVF variants share one
 coarse quantizer, trained once on a sample and assigned once; their "build alone" column

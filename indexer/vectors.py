@@ -67,7 +67,7 @@ class IndexPolicy:
     """
 
     kind: str = "auto"
-    ivf_threshold: int = 100_000
+    ivf_threshold: int = 30_000
     codec: str = "SQ8"              # Flat | SQ8 | PQ{m}
     target_recall: float = 0.95
     retrain_growth: float = 4.0

@@ -53,7 +53,8 @@ class Settings:
                              choices=("none", "int8"))
     index_type: str = _setting("auto", "FAISS index per space: `auto` (exact Flat while small, IVF from "
                                "SEARCHD_IVF_THRESHOLD vectors), `flat` or `ivf`.", choices=("auto", "flat", "ivf"))
-    ivf_threshold: int = _setting(100_000, "Vectors in a space from which `auto` switches to an IVF index.")
+    ivf_threshold: int = _setting(30_000, "Vectors in a space from which `auto` switches to an IVF index "
+                                  "(exact search of 30,000 512-d vectors takes about 4.5 ms on 2 cores).")
     ivf_codec: str = _setting("SQ8", "How IVF stores vectors: `Flat` (exact codes), `SQ8` (1 byte per "
                               "dimension) or `PQ16`-style product quantization (smallest).")
     vector_dtype: str = _setting("float32", "How vectors are stored in the catalog: `float32` or `float16` "
