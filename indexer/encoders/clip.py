@@ -201,5 +201,31 @@ class ClipEncoder:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 tokens = self._tokenizer(texts[start:start + batch_size]).to(self.device)
-                outs.append(model.encode_text(tokens).float().cpu().numpy())
+                outs.append(self._encode_tokens(model, tokens).float().cpu().numpy())
         return normalize(np.concatenate(outs))
+
+    @staticmethod
+    def _encode_tokens(model, tokens):
+        """``model.encode_text``, but only over the tokens up to the longest end-of-text.
+
+        CLIP's text tower is causal and pools at the end-of-text token, so the padding
+        after it cannot change the result: skipping it gives the same vectors, and a
+        short query costs a few positions instead of the whole context (77 for ViT-B-32).
+        Other text towers (non-causal, other pooling) go through ``encode_text`` as is.
+        """
+        import torch
+
+        mask = getattr(model, "attn_mask", None)
+        if (type(model).__name__ != "CLIP" or mask is None or getattr(model, "text_pool_type", "") != "argmax"
+                or not hasattr(model, "positional_embedding")):
+            return model.encode_text(tokens)
+        eot = tokens.argmax(dim=-1)
+        length = int(eot.max()) + 1
+        cast = model.transformer.get_cast_dtype()
+        x = model.token_embedding(tokens[:, :length]).to(cast) + model.positional_embedding[:length].to(cast)
+        x = model.transformer(x, attn_mask=mask[:length, :length])
+        x = model.ln_final(x)[torch.arange(x.shape[0], device=x.device), eot]
+        projection = model.text_projection
+        if projection is None:
+            return x
+        return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
