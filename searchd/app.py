@@ -30,6 +30,7 @@ from litestar.template.config import TemplateConfig
 
 from indexer import __version__
 from indexer.errors import SearchdError
+from searchd.api.answer import AnswerController
 from searchd.api.items import ItemsController
 from searchd.api.search import SearchController
 from searchd.api.status import StatusController, healthz
@@ -111,13 +112,8 @@ def create_app(settings: Settings, engine: SearchEngine | None = None, *, warm: 
     def provide_settings(state: State) -> Settings:
         return state.settings
 
-    api_handlers = [SearchController, ItemsController, StatusController]
-    try:
-        from searchd.api.answer import AnswerController  # LLM answers, when that module is present
-        api_handlers.append(AnswerController)
-    except ImportError:
-        pass
-    api = Router(path="/", route_handlers=api_handlers, guards=[api_key_guard])
+    api = Router(path="/", route_handlers=[SearchController, ItemsController, StatusController, AnswerController],
+                 guards=[api_key_guard])
     handlers = [api, healthz, page]
     if (WEB / "static").is_dir():
         handlers.append(create_static_files_router(path="/static", directories=[WEB / "static"],
