@@ -19,6 +19,7 @@ from litestar.connection import ASGIConnection
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.logging.config import LoggingConfig
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -133,5 +134,9 @@ def create_app(settings: Settings, engine: SearchEngine | None = None, *, warm: 
         template_config=TemplateConfig(directory=WEB / "templates", engine=JinjaTemplateEngine),
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         request_max_body_size=settings.max_upload_bytes + 65536,
+        # Model libraries log chatter at INFO on the root logger; keep the service's log to
+        # warnings and errors (unexpected errors are still logged with their traceback).
+        logging_config=LoggingConfig(root={"handlers": ["queue_listener"], "level": "WARNING"},
+                                     log_exceptions="always"),
         debug=False,
     )

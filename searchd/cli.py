@@ -293,12 +293,20 @@ def serve(**overrides):
     import uvicorn
 
     from searchd.app import create_app
+    from searchd.engine import create_search_engine
 
     quiet_libraries()
     settings = settings_from(**overrides)
-    app = create_app(settings)
+    # Load models and check them against the index here, so a problem is a clear message
+    # and exit code, not a traceback from inside the server's start-up.
+    engine = create_search_engine(settings)
+    engine.warm_up()
+    app = create_app(settings, engine, warm=False)
     click.echo(f"searchd serving {settings.data_dir} on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    finally:
+        engine.close()
 
 
 def _flags_by_setting() -> dict[str, str]:

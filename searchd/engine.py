@@ -196,7 +196,9 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
-_STOP = frozenset("a an the of to in on and or is are was be for with by at as it this that what how".split())
+_STOP = frozenset("""a an the of to in into on onto and or but not no is are was were be been being for from
+with without by at as it its this that these those what which who whom whose how when where why
+than then so do does did can could should would will just about over under up down out off""".split())
 
 
 def make_snippet(passage: str, terms: list[str], width: int = 240) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, insert, select, text
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -185,6 +185,9 @@ class Catalog:
             ids = list(s.scalars(select(Item.id).where(Item.space == space)))
             self._delete_items(s, ids)
             s.execute(delete(Meta).where(Meta.key == f"model:{space}"))
+            # every document lost its vectors in this space: make the next run of any
+            # root see it as changed, so it is embedded again even without --reembed
+            s.execute(update(Document).values(mtime_ns=-1))
             self._bump_data_version(s)
         return ids
 
@@ -228,6 +231,15 @@ class Catalog:
         items = []
         for space, modality, ordinal, text_, data, dt, dim in rows:
             items.append(ItemWrite(space, modality, ordinal, text_, _decode_vectors([data], [dt], dim)[0]))
+        # only a complete set: a space forgotten for re-embedding must not be skipped again
+        have = {(it.space, it.modality) for it in items}
+        if kind == "image" and ("clip", "image") not in have:
+            return None
+        if kind == "text":
+            clip_n = sum(1 for it in items if it.space == "clip")
+            text_n = sum(1 for it in items if it.space == "text")
+            if not clip_n or clip_n != text_n:
+                return None
         return items or None
 
     def document_meta_by_hash(self, content_hash: str) -> dict | None:

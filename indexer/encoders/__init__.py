@@ -55,7 +55,8 @@ class ModelIdentity:
 
     def describe(self) -> str:
         tag = f" ({self.pretrained})" if self.pretrained else ""
-        return f"{self.name}{tag}, {self.dim}-d"
+        weights = f", weights {self.weights_hash}" if self.weights_hash else ""
+        return f"{self.name}{tag}, {self.dim}-d{weights}"
 
     def to_dict(self) -> dict:
         return asdict(self)

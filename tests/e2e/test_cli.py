@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import SAMPLE, cli_env, run_cli
 from tests.shapes import write_shape
 
 
@@ -144,3 +144,20 @@ def test_a_different_model_is_refused_with_how_to_reembed(demo_index_copy, tmp_p
     write_shape(corpus, "green", "star")
     out = run_cli("index", str(corpus), "--clip-model", f"local-dir:{other}", data_dir=demo_index_copy, check=False)
     assert out.returncode == 4 and "--reembed" in out.stderr
+    served = run_cli("serve", "--port", "1", data_dir=demo_index_copy,
+                     env=cli_env(SEARCHD_CLIP_MODEL=f"local-dir:{other}"), check=False)
+    assert served.returncode == 4 and "--reembed" in served.stderr and "Traceback" not in served.stderr
+    # --reembed drops the old model's vectors and embeds everything again with the new one
+    report = json.loads(run_cli("index", str(corpus), "--reembed", "--json", "--clip-model", f"local-dir:{other}",
+                                data_dir=demo_index_copy).stdout)
+    assert report["added"] == 1 and report["images"] == 1
+    status = json.loads(run_cli("status", "--json", data_dir=demo_index_copy).stdout)
+    assert status["models"]["clip"]["name"] == "local-dir:other-clip" and status["models"]["clip"]["dim"] == 32
+    assert status["items_by_index"]["clip-image"] == 1 and status["items_by_index"]["clip-text"] == 0
+    assert run_cli("verify", data_dir=demo_index_copy).returncode == 0
+    # documents of other roots lost their CLIP vectors too: their next run embeds them again
+    env = cli_env(SEARCHD_CLIP_MODEL=f"local-dir:{other}")
+    again = json.loads(run_cli("index", str(SAMPLE), "--json", data_dir=demo_index_copy, env=env).stdout)
+    assert again["unchanged"] == 0 and again["updated"] > 90
+    status = json.loads(run_cli("status", "--json", data_dir=demo_index_copy).stdout)
+    assert status["items_by_index"]["clip-text"] == status["items_by_index"]["text-text"] > 0
