@@ -10,6 +10,7 @@ and bumps the catalog's generation, which running servers watch.
 from __future__ import annotations
 
 import collections
+import json
 import multiprocessing
 import os
 import time
@@ -24,7 +25,7 @@ from indexer.catalog import Catalog, DocumentWrite, ItemWrite
 from indexer.datadir import DataDir
 from indexer.errors import SkipFile
 from indexer.extract import ExtractOptions, PreparedImage, PreparedText, prepare
-from indexer.scan import FileFact, ScanSkip, resolve_roots, scan, under_roots
+from indexer.scan import FileFact, ScanSkip, resolve_roots, scan
 from indexer.vectors import IndexPolicy, IndexSet, atomic_write
 
 
@@ -234,9 +235,9 @@ class Indexer:
             else:
                 report.generation = self.catalog.generation
             report.seconds = time.monotonic() - started
-            self.catalog.set_meta("last_run", _json({
+            self.catalog.set_meta("last_run", json.dumps({
                 "finished_at": time.time(), "roots": roots, **report.summary(),
-                "complete": done == total and not batch}))
+                "complete": done == total and not batch}, ensure_ascii=False))
         return report
 
     # -- batches -------------------------------------------------------------------
@@ -334,9 +335,4 @@ class Indexer:
         return dropped
 
 
-def _json(obj) -> str:
-    import json
-    return json.dumps(obj, ensure_ascii=False)
-
-
-__all__ = ["Indexer", "IndexOptions", "IndexReport", "under_roots"]
+__all__ = ["Indexer", "IndexOptions", "IndexReport"]

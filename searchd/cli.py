@@ -199,34 +199,17 @@ def search(query, mode, image_path, k, offset, kind, as_json, **overrides):
 @handle_errors
 def status(as_json, **overrides):
     """Show the data dir, models, counts and skipped files."""
-    from indexer.catalog import open_catalog
-    from indexer.datadir import DataDir
-    from indexer.vectors import IndexSet
+    from searchd.engine import create_search_engine
 
-    settings = settings_from(**overrides)
-    data = DataDir(settings.data_dir)
-    out: dict = {"data_dir": str(data.root), "models": {}, "documents": {"image": 0, "text": 0},
-                 "items": 0, "items_by_index": {}, "skipped": 0, "skipped_files": [], "generation": 0,
-                 "last_run": None, "indexes": {}}
-    if data.exists():
-        catalog = open_catalog(data.catalog_path, create=False)
-        try:
-            counts = catalog.counts()
-            out.update(documents=counts["documents"], items=sum(counts["items"].values()),
-                       items_by_index=counts["items"], skipped=counts["skipped"],
-                       skipped_files=[{"path": p, "reason": r} for p, r in catalog.skipped(limit=200)],
-                       generation=catalog.generation, last_run=catalog.last_run())
-            for space in ("clip", "text"):
-                identity = catalog.model_identity(space)
-                out["models"][space] = identity.to_dict() if identity else None
-            indexes = IndexSet.load(data.indexes_dir)
-            out["indexes"] = indexes.describe()
-        finally:
-            catalog.close()
+    engine = create_search_engine(settings_from(**overrides))  # models stay unloaded: not needed here
+    try:
+        out = engine.status()
+    finally:
+        engine.close()
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
-    click.echo(f"data dir     {out['data_dir']}" + ("" if data.exists() else "  (nothing indexed yet)"))
+    click.echo(f"data dir     {out['data_dir']}" + ("" if out["indexed"] else "  (nothing indexed yet)"))
     for space, identity in out["models"].items():
         if identity:
             click.echo(f"model {space:<6} {identity['name']} {identity['pretrained']} ({identity['dim']}-d)")

@@ -469,23 +469,23 @@ class SearchEngine:
             raise NotFoundError(f"no item {item_id}")
         return record
 
-    def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"data_dir": str(self.data_dir.root), "indexed": self.data_dir.exists()}
-        if not self.data_dir.exists():
-            out.update({"documents": {"image": 0, "text": 0}, "items": {}, "skipped": 0, "generation": 0,
-                        "models": {}, "last_run": None})
+    def status(self, skipped_files: int = 200) -> dict[str, Any]:
+        """What is indexed: the one report behind `searchd status` and GET /api/status."""
+        out: dict[str, Any] = {"data_dir": str(self.data_dir.root), "indexed": self.data_dir.exists(),
+                               "models": {}, "documents": {"image": 0, "text": 0}, "items": 0,
+                               "items_by_index": {}, "skipped": 0, "skipped_files": [], "generation": 0,
+                               "last_run": None, "indexes": {}}
+        if not out["indexed"]:
             return out
         catalog = self.catalog
-        out.update(catalog.counts())
-        out["generation"] = catalog.generation
-        models = {}
-        for space in ("clip", "text"):
-            identity = catalog.model_identity(space)
-            models[space] = identity.to_dict() if identity else None
-        out["models"] = models
-        out["last_run"] = catalog.last_run()
-        indexes = self.refresh() if catalog.count_items() else None
-        out["indexes"] = indexes.describe() if indexes else {}
+        counts = catalog.counts()
+        out.update(documents=counts["documents"], items=sum(counts["items"].values()),
+                   items_by_index=counts["items"], skipped=counts["skipped"],
+                   skipped_files=[{"path": p, "reason": r} for p, r in catalog.skipped(limit=skipped_files)],
+                   generation=catalog.generation, last_run=catalog.last_run(),
+                   models={space: identity.to_dict() if (identity := catalog.model_identity(space)) else None
+                           for space in ("clip", "text")})
+        out["indexes"] = self.refresh().describe() if out["items"] else {}
         return out
 
 

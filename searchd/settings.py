@@ -95,10 +95,6 @@ class Settings:
             raise BadRequestError("workers must be 0 (one per core) or more")
 
     @property
-    def worker_count(self) -> int:
-        return self.workers or (os.cpu_count() or 1)
-
-    @property
     def llm_enabled(self) -> bool:
         return bool(self.llm_base_url)
 
@@ -116,8 +112,6 @@ class Settings:
     def catalog_dtype(self) -> str:
         return "f2" if self.vector_dtype == "float16" else "f4"
 
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **changes)
 
 
 def env_name(name: str) -> str:

@@ -193,29 +193,26 @@ class Catalog:
 
     # -- reads ---------------------------------------------------------------------
 
-    def documents_under(self, roots: Iterable[str]) -> dict[str, tuple[int, int, int, str]]:
-        """path -> (id, size, mtime_ns, content_hash) for documents below any root."""
+    def _under(self, columns: tuple, path_column, roots: Iterable[str]) -> dict[str, tuple]:
+        """path -> the other columns, for rows whose path is a root or lies below one."""
         out = {}
         with self.engine.connect() as conn:
             for root in roots:
                 prefix = root.rstrip("/") + "/"
-                rows = conn.execute(select(Document.path, Document.id, Document.size, Document.mtime_ns,
-                                           Document.content_hash)
-                                    .where((Document.path == root) | (func.substr(Document.path, 1, len(prefix)) == prefix)))
+                rows = conn.execute(select(path_column, *columns).where(
+                    (path_column == root) | (func.substr(path_column, 1, len(prefix)) == prefix)))
                 for path, *rest in rows:
                     out[path] = tuple(rest)
         return out
 
+    def documents_under(self, roots: Iterable[str]) -> dict[str, tuple[int, int, int, str]]:
+        """path -> (id, size, mtime_ns, content_hash) for documents below any root."""
+        return self._under((Document.id, Document.size, Document.mtime_ns, Document.content_hash),
+                           Document.path, roots)
+
     def skipped_under(self, roots: Iterable[str]) -> dict[str, tuple[int, int, str]]:
-        out = {}
-        with self.engine.connect() as conn:
-            for root in roots:
-                prefix = root.rstrip("/") + "/"
-                rows = conn.execute(select(Skipped.path, Skipped.size, Skipped.mtime_ns, Skipped.reason)
-                                    .where((Skipped.path == root) | (func.substr(Skipped.path, 1, len(prefix)) == prefix)))
-                for path, *rest in rows:
-                    out[path] = tuple(rest)
-        return out
+        """path -> (size, mtime_ns, reason) for skipped files below any root."""
+        return self._under((Skipped.size, Skipped.mtime_ns, Skipped.reason), Skipped.path, roots)
 
     def reusable_items(self, content_hash: str, kind: str) -> list[ItemWrite] | None:
         """Vectors of an indexed document with the same bytes (a moved or copied file)."""
@@ -241,12 +238,6 @@ class Catalog:
             if not clip_n or clip_n != text_n:
                 return None
         return items or None
-
-    def document_meta_by_hash(self, content_hash: str) -> dict | None:
-        with self.engine.connect() as conn:
-            raw = conn.execute(select(Document.meta_json).where(Document.content_hash == content_hash)
-                               .limit(1)).scalar()
-        return json.loads(raw) if raw else None
 
     def count_items(self, space: str | None = None, modality: str | None = None) -> int:
         q = select(func.count(Item.id))

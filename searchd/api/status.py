@@ -16,13 +16,11 @@ class StatusController(Controller):
 
     @get("/", sync_to_thread=True, summary="Counts, models, generation and the last index run")
     def status(self, engine: NamedDependency[SearchEngine], settings: NamedDependency[Settings]) -> StatusOut:
-        s = engine.status()
-        items = s.get("items") or {}
+        s = engine.status(skipped_files=0)
         return StatusOut(
-            data_dir=s["data_dir"], indexed=s["indexed"], documents=s["documents"],
-            items=sum(items.values()), items_by_index=items, skipped=s["skipped"],
-            generation=s["generation"], models=s["models"], indexes=s.get("indexes", {}),
-            last_run=s["last_run"],
+            data_dir=s["data_dir"], indexed=s["indexed"], documents=s["documents"], items=s["items"],
+            items_by_index=s["items_by_index"], skipped=s["skipped"], generation=s["generation"],
+            models=s["models"], indexes=s["indexes"], last_run=s["last_run"],
             llm={"model": settings.llm_model, "vision": settings.llm_vision} if settings.llm_enabled else None)
 
 

@@ -6,6 +6,7 @@ Playwright never downloads a browser here; it drives the system Chromium.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,30 +74,30 @@ def chromium():
         browser.close()
 
 
-def _page(browser, viewport: dict):
+@contextmanager
+def _open_page(browser, viewport: dict):
+    """A fresh context and page; fails the test if the page threw an uncaught error."""
     context = browser.new_context(viewport=viewport, device_scale_factor=1, locale="en-US",
                                   timezone_id="UTC", reduced_motion="reduce")
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return context, page, errors
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
 
 
 @pytest.fixture
 def desktop_page(chromium):
-    context, page, errors = _page(chromium, DESKTOP)
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with _open_page(chromium, DESKTOP) as page:
+        yield page
 
 
 @pytest.fixture
 def phone_page(chromium):
-    context, page, errors = _page(chromium, PHONE)
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with _open_page(chromium, PHONE) as page:
+        yield page
 
 
 @pytest.fixture(scope="session")
