@@ -1,17 +1,25 @@
 """Indexing throughput on 12-megapixel JPEGs: decode-only, encode-only and the pipeline.
 
-    python bench/index_throughput.py [--images 64] [--clip ViT-B-32:random] [--workers 0]
+    python bench/index_throughput.py [--images 128] [--size 4000x3000] [--clip ViT-B-32:random]
+    python bench/index_throughput.py --device cuda --batch-size 256     # + GPU JPEG decoding
 
 Prints images/s for decoding on all cores (JPEG draft mode), encoding pre-decoded
 tensors, and the whole pipeline (scan -> decode -> encode -> commit -> publish), and the
 ratio of the pipeline to the slower of the two. Random ViT-B-32 weights are fine for
 speed. A benchmark, not a test: the figures depend on the machine and its load.
+
+With a device decoder (--device-decode busy|all, the default busy on CUDA) it also
+times decoding on the device alone (indexer.device_decode, the pipeline's own code:
+nvJPEG, orientation, CLIP crop and thumbnail pixels, back in host memory), then runs the
+pipeline a second time with the cores and the device decoding together, and compares it
+with the decode ceiling the two can combine (cores + device).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from concurrent.futures import ProcessPoolExecutor
 import platform
 import shutil
 import sys
@@ -26,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from indexer.catalog import open_catalog  # noqa: E402
 from indexer.datadir import DataDir  # noqa: E402
+from indexer.device_decode import device_decoder  # noqa: E402
 from indexer.encoders.clip import ClipEncoder  # noqa: E402
 from indexer.extract import ExtractOptions  # noqa: E402
 from indexer.pipeline import Indexer, IndexOptions, _Decoder  # noqa: E402
@@ -46,39 +55,73 @@ class NoText:
         raise AssertionError("no text in this benchmark")
 
 
+def make_photo(path: Path, seed: int, width: int, height: int) -> None:
+    """One photo-like JPEG (smooth colour field + grain)."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).resize(
+        (width, height), Image.Resampling.BICUBIC)
+    grain = rng.integers(-12, 13, (height, width, 1), dtype=np.int16)
+    pixels = np.clip(np.asarray(small, dtype=np.int16) + grain, 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
 def make_photos(folder: Path, count: int, width: int, height: int) -> list[Path]:
-    """Photo-like JPEGs (smooth colour fields + grain), made once and reused."""
+    """Photo-like JPEGs, made once (on all cores) and reused."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        path = folder / f"photo-{width}x{height}-{i:04d}.jpg"
-        if not path.exists():
-            rng = np.random.default_rng(i)
-            small = Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).resize(
-                (width, height), Image.Resampling.BICUBIC)
-            grain = rng.normal(0, 6, (height, width, 1)).astype(np.int16)
-            pixels = np.clip(np.asarray(small, dtype=np.int16) + grain, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(path, quality=90)
-        paths.append(path)
+    paths = [folder / f"photo-{width}x{height}-{i:05d}.jpg" for i in range(count)]
+    missing = [(path, i) for i, path in enumerate(paths) if not path.exists()]
+    if missing:
+        with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+            list(pool.map(make_photo, [p for p, _ in missing], [i for _, i in missing],
+                          [width] * len(missing), [height] * len(missing), chunksize=8))
     return paths
 
 
-def gpu_decode_rate(photos: list[Path], size: int) -> float:
-    """Decode JPEG bytes on the GPU (nvjpeg), resize and centre-crop there."""
-    import torch
-    import torchvision
-    from torchvision.transforms.v2 import functional as TF
+def device_decode_rate(decoder, photos: list[Path], batch_size: int) -> float:
+    """Decode-only on the device: read bytes in memory, then the pipeline's device decoder."""
+    from indexer.extract import PreparedImage
 
-    datas = [torchvision.io.read_file(str(p)) for p in photos]
-    torchvision.io.decode_jpeg(datas[:2], device="cuda")
-    torch.cuda.synchronize()
+    datas = [p.read_bytes() for p in photos]
+
+    def items(chunk):
+        return [PreparedImage(path="", content_hash="", pixels=None, thumbnail=b"", metadata={}, encoded=d)
+                for d in chunk]
+
+    decoder.decode(items(datas[:2]))  # warm up (nvJPEG handles, kernels)
+    sync()
     t = time.perf_counter()
-    for start in range(0, len(datas), 64):
-        images = torchvision.io.decode_jpeg(datas[start:start + 64], device="cuda")
-        batch = torch.stack([TF.center_crop(TF.resize(im, size, antialias=True), [size, size]) for im in images])
-        del batch
-    torch.cuda.synchronize()
+    for start in range(0, len(datas), batch_size):
+        decoder.decode(items(datas[start:start + batch_size]))
+    sync()
     return len(datas) / (time.perf_counter() - t)
+
+
+def sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run_pipeline(photos, clip, workers: int, batch_size: int, decode_device: str | None = None,
+                 share: str = "busy") -> tuple[float, float]:
+    """The pipeline, end to end, into a fresh data dir (model already loaded) -> (images/s, seconds)."""
+    data_root = Path(tempfile.mkdtemp(prefix="searchd-bench-"))
+    try:
+        data = DataDir(data_root)
+        catalog = open_catalog(data.catalog_path)
+        indexer = Indexer(data, catalog, clip, NoText(),
+                          IndexOptions(batch_size=batch_size, workers=workers, publish_every_s=3600,
+                                       decode_device=decode_device, device_share=share))
+        t = time.perf_counter()
+        report = indexer.run(photos)
+        seconds = time.perf_counter() - t
+        catalog.close()
+    finally:
+        shutil.rmtree(data_root, ignore_errors=True)
+    if report.images != len(photos):
+        raise SystemExit(f"the pipeline indexed {report.images} of {len(photos)} photos: {report.skipped[:3]}")
+    return report.images / seconds, seconds
 
 
 def main() -> None:
@@ -91,8 +134,9 @@ def main() -> None:
                     help="int8 dynamic quantization of the image tower (CPU)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=0, help="decoding processes (0 = one per core)")
-    ap.add_argument("--gpu-decode", action="store_true",
-                    help="also time torchvision.io.decode_jpeg on the CUDA device (decode-only)")
+    ap.add_argument("--device-decode", default="auto", choices=("auto", "off", "busy", "all"),
+                    help="JPEG decoding on the device too: busy = what finds the cores busy, all = every JPEG "
+                         "(auto: busy on CUDA, off on CPU)")
     ap.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "out" / "photos")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -125,25 +169,13 @@ def main() -> None:
     encode_s = time.perf_counter() - t
     encode_rate = len(batch) / encode_s
 
-    # the pipeline, end to end, into a fresh data dir (models already loaded)
-    data_root = Path(tempfile.mkdtemp(prefix="searchd-bench-"))
-    try:
-        data = DataDir(data_root)
-        catalog = open_catalog(data.catalog_path)
-        indexer = Indexer(data, catalog, clip, NoText(),
-                          IndexOptions(batch_size=args.batch_size, workers=workers, publish_every_s=3600))
-        t = time.perf_counter()
-        report = indexer.run(photos)
-        pipeline_s = time.perf_counter() - t
-        catalog.close()
-    finally:
-        shutil.rmtree(data_root, ignore_errors=True)
-    pipeline_rate = report.images / pipeline_s
+    pipeline_rate, pipeline_s = run_pipeline(photos, clip, workers, args.batch_size)
 
-    if args.gpu_decode:
-        gpu_rate = gpu_decode_rate(photos, clip.image_size)
-        print(f"gpu-decode    {gpu_rate:8.1f} images/s  (torchvision.io.decode_jpeg on the device, "
-              f"resize + crop to {clip.image_size}px, batches of 64)")
+    share = args.device_decode if args.device_decode != "auto" else (
+        "busy" if args.device.startswith("cuda") else "off")
+    device = device_decoder(args.device, options) if share != "off" else None
+    if share != "off" and device is None:
+        raise SystemExit(f"torchvision cannot decode JPEGs on {args.device} here")
 
     slower = min(decode_rate, encode_rate)
     # When decoding and encoding share the same cores, neither can run at its solo speed
@@ -153,8 +185,19 @@ def main() -> None:
     print(f"encode-only   {encode_rate:8.1f} images/s  ({encode_s:.1f}s, batch {args.batch_size})")
     print(f"pipeline      {pipeline_rate:8.1f} images/s  ({pipeline_s:.1f}s incl. scan, commit, thumbnails, publish)")
     print(f"ratio         {pipeline_rate / slower:8.2f}  pipeline / slower of decode and encode (goal >= 0.9)")
-    print(f"shared-CPU    {shared:8.1f} images/s  ceiling when decode and encode compete for the same cores; "
-          f"pipeline reaches {pipeline_rate / shared:.2f} of it")
+    if not args.device.startswith("cuda"):
+        print(f"shared-CPU    {shared:8.1f} images/s  ceiling when decode and encode compete for the same cores; "
+              f"pipeline reaches {pipeline_rate / shared:.2f} of it")
+    if device is not None:
+        device_rate = device_decode_rate(device, photos, args.batch_size)
+        both_rate, both_s = run_pipeline(photos, clip, workers, args.batch_size, args.device, share)
+        combined = decode_rate + device_rate
+        print(f"device-decode {device_rate:8.1f} images/s  (indexer.device_decode on {args.device}: decode, "
+              f"orient, crop + thumbnail pixels, batch {args.batch_size})")
+        print(f"decode cores + device {combined:8.1f} images/s  the decode ceiling the two combine")
+        print(f"pipeline+dev  {both_rate:8.1f} images/s  ({both_s:.1f}s, device decoding: {share}); "
+              f"{both_rate / combined:.2f} of the combined decode ceiling (goal >= 0.8), "
+              f"ratio {both_rate / min(combined, encode_rate):.2f} to the slower of combined decode and encode")
 
 
 if __name__ == "__main__":

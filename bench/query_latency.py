@@ -40,7 +40,11 @@ Flat is kept) and HNSW{M} (efSearch swept the same way). The three IVF variants 
 coarse quantizer, trained once on a sample and assigned once; their "build alone" column
 adds that shared cost back. Latency is one query per search call with
 faiss.omp_set_num_threads(--threads), as the server calls FAISS. Memory is the size of
-faiss.serialize_index and the process RSS growth while the index was built.
+faiss.serialize_index and the process RSS growth while the index was built. The IVF,SQ8
+index (what searchd builds past the threshold) is then written to a file and served by a
+fresh process, loaded as `searchd serve` loads it (memory-mapped) and, for comparison, read
+into memory; it prints the resident memory each adds, split into the process's own
+(anonymous) pages and mapped file pages that worker processes share.
 
 A benchmark, not a test: figures depend on the machine and on its load (the header
 prints the load average). Run it on a quiet machine for figures worth quoting. On a busy
@@ -155,6 +159,21 @@ def rss_mb(pid: int | str = "self") -> float | None:
     except OSError:
         pass
     return None
+
+
+def memory_mb(pid: int | str = "self") -> dict[str, float]:
+    """Resident memory split into anonymous (the process's own) and file-backed pages
+    (mapped files, shared with every process that maps the same file)."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss", "Anonymous"):
+                out[key.lower()] = int(rest.split()[0]) / 1024
+    except OSError:
+        return {}
+    out["file"] = out.get("rss", 0.0) - out.get("anonymous", 0.0)
+    return out
 
 
 def dir_mb(path: Path) -> float:
@@ -695,7 +714,7 @@ def index_bytes(index) -> int:
     return size
 
 
-def part_synthetic(args) -> dict:
+def part_synthetic(args, workdir: Path | None = None) -> dict:
     import faiss
 
     n, d, k = args.synthetic, args.dim, 10
@@ -854,6 +873,16 @@ def part_synthetic(args) -> dict:
             sweep(entry, index, set_nprobe, nprobes, truth)
             result["indexes"].append(entry)
             log(f"synthetic: {name}: nprobe {entry['param']} recall {entry['recall']:.3f} p50 {entry['p50_ms']:.3f} ms")
+            if kind == "ivfsq8" and workdir is not None:
+                path, queries_path = workdir / "ivf-sq8.faiss", workdir / "queries.npy"
+                faiss.write_index(index, str(path))
+                np.save(queries_path, q)
+                info = {"type": name, "nprobe": entry["param"]}
+                result["serving"] = [serving_probe(path, queries_path, info, mmap) for mmap in (True, False)]
+                log(f"synthetic: {name}: served from a fresh process: " + "; ".join(
+                    f"{'mmap' if p['mmap'] else 'read'} RSS +{p['after']['rss'] - p['before']['rss']:.0f} MB"
+                    for p in result["serving"]))
+                path.unlink()
             del index, quantizer
             gc.collect()
         del assign
@@ -882,6 +911,39 @@ def part_synthetic(args) -> dict:
         del index, inner
         gc.collect()
     return result
+
+
+def serving_probe(path: Path, queries_path: Path, info: dict, mmap: bool) -> dict:
+    """In a fresh process (this script with --probe-index): what serving the saved index
+    costs a server process, loaded the way `searchd serve` loads it (VectorIndex.read)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-index", str(path),
+           "--probe-queries", str(queries_path), "--probe-info", json.dumps(info)] + (["--probe-mmap"] if mmap else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise SystemExit(f"serving probe failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe_main(args) -> None:
+    import faiss
+
+    from indexer.vectors import VectorIndex
+
+    faiss.omp_set_num_threads(1)  # as the server calls FAISS
+    queries = np.load(args.probe_queries)
+    before = memory_mb()
+    t = time.perf_counter()
+    index = VectorIndex.read(args.probe_index, json.loads(args.probe_info), mmap=args.probe_mmap)
+    load_s = time.perf_counter() - t
+    loaded = memory_mb()
+    times = []
+    for query in queries:
+        t = time.perf_counter()
+        index.search(query, 10)
+        times.append((time.perf_counter() - t) * 1000)
+    after = memory_mb()
+    print(json.dumps({"mmap": args.probe_mmap, "load_s": load_s, "p50_ms": pct(times, 50), "p99_ms": pct(times, 99),
+                      "queries": len(times), "before": before, "loaded": loaded, "after": after}))
 
 
 def print_synthetic(res: dict) -> None:
@@ -923,6 +985,20 @@ def print_synthetic(res: dict) -> None:
     for e in res["indexes"]:
         if e.get("sweep"):
             print(f"  {e['name']} sweep: " + ", ".join(f"{c['param']}:{c['recall']:.3f}" for c in e["sweep"]))
+    if res.get("serving"):
+        print()
+        print("Serving the searchd index (IVF,SQ8) from its file in a fresh process, loaded as `searchd serve` "
+              "loads it, then one search per query: resident memory grown over the process before loading "
+              "(anonymous = the process's own; file = mapped pages, shared by every worker and reclaimable)")
+        rows = []
+        for probe in res["serving"]:
+            grow = {key: probe["after"][key] - probe["before"][key] for key in ("rss", "anonymous", "file")}
+            rows.append(["mmap (read-only)" if probe["mmap"] else "read into memory", fmt(probe["load_s"], 2),
+                         fmt(grow["rss"], 0), fmt(grow["anonymous"], 0), fmt(grow["file"], 0),
+                         fmt(probe["after"]["rss"], 0), fmt(probe["p50_ms"], 3), fmt(probe["p99_ms"], 3),
+                         probe["queries"]])
+        print(table(["load", "load s", "RSS +MB", "anon +MB", "file +MB", "process RSS MB", "p50 ms", "p99 ms",
+                     "queries"], rows))
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -982,6 +1058,11 @@ def parse_args(argv=None):
                     help="noise around a cluster centre, as the expected norm of the noise before "
                          "re-normalising (default: 1.0: cosine to the centre ~0.7)")
     ap.add_argument("--seed", type=int, default=0)
+    # internal: the fresh process of the serving probe
+    ap.add_argument("--probe-index", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--probe-queries", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--probe-info", default="{}", help=argparse.SUPPRESS)
+    ap.add_argument("--probe-mmap", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, metavar="PATH", help="write every figure (and raw timings) to PATH")
     ap.add_argument("--workdir", type=Path, help="where data dirs and server logs go (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (data dirs, server logs)")
@@ -999,7 +1080,7 @@ def parse_args(argv=None):
     args.types = {t.strip() for t in args.types.split(",") if t.strip()}
     if args.types - {"flat", "ivf", "ivfsq8", "ivfpq", "hnsw"}:
         ap.error(f"unknown index type(s) in --types {args.types}")
-    if not (args.sample or args.items or args.synthetic or args.data_dir):
+    if not (args.sample or args.items or args.synthetic or args.data_dir or args.probe_index):
         args.sample = True
     if args.requests < 1:
         ap.error("--requests must be at least 1")
@@ -1008,6 +1089,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.probe_index:
+        return probe_main(args)
     os.environ.update(OFFLINE_ENV)
     machine = machine_info()
     parts = [p for p, on in (("sample", args.sample), ("data-dir", args.data_dir), ("items", args.items),
@@ -1044,7 +1127,7 @@ def main(argv=None) -> None:
                                        f"({out['items']['build']['item_rows']} item rows)")
         if args.synthetic:
             t = time.perf_counter()
-            out["synthetic"] = part_synthetic(args)
+            out["synthetic"] = part_synthetic(args, workdir)
             out["parts_s"]["synthetic"] = time.perf_counter() - t
             print_synthetic(out["synthetic"])
     finally:

@@ -2,9 +2,13 @@
 batches -> commit -> publish.
 
 Decoding runs in a pool of processes (one per core by default) that works ahead
-of the encoder, so the two overlap. Each batch is committed in one transaction,
-then mirrored into the in-memory FAISS indexes; publishing saves them atomically
-and bumps the catalog's generation, which running servers watch.
+of the encoder, so the two overlap. With ``decode_device`` set (CUDA), JPEGs that
+arrive while every worker is busy are only read by the workers and decoded in batches
+on the device instead (indexer.device_decode), so the GPU adds its decoding to the
+cores'. Thumbnails are written by a few threads while the batch is encoded. Each
+batch is committed in one transaction, then mirrored into the in-memory FAISS
+indexes; publishing saves them atomically and bumps the catalog's generation, which
+running servers watch.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import json
 import multiprocessing
 import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
@@ -23,8 +27,9 @@ import numpy as np
 
 from indexer.catalog import Catalog, DocumentWrite, ItemWrite
 from indexer.datadir import DataDir
+from indexer.device_decode import device_decoder
 from indexer.errors import SkipFile
-from indexer.extract import ExtractOptions, PreparedImage, PreparedText, prepare
+from indexer.extract import ExtractOptions, PreparedImage, PreparedText, prepare, webp_bytes
 from indexer.scan import FileFact, ScanSkip, resolve_roots, scan
 from indexer.vectors import IndexPolicy, IndexSet, atomic_write
 
@@ -50,6 +55,10 @@ class IndexOptions:
     publish_every_s: float = 30.0
     reembed: bool = False
     policy: IndexPolicy = IndexPolicy()
+    #: a torch device that decodes JPEGs beside the worker processes (None: workers only)
+    decode_device: str | None = None
+    #: which JPEGs go to that device: "busy" (those that find every worker busy) or "all"
+    device_share: str = "busy"
 
 
 @dataclass
@@ -76,10 +85,10 @@ class IndexReport:
 ProgressFn = Callable[[int, int, str], None]
 
 
-def _prepare_safely(path: str, kind: str, options: ExtractOptions):
+def _prepare_safely(path: str, kind: str, options: ExtractOptions, defer_jpeg: bool = False):
     """Runs in a worker: a Prepared* or a skip reason, never an exception."""
     try:
-        return prepare(path, kind, options)
+        return prepare(path, kind, options, defer_jpeg)
     except SkipFile as exc:
         return exc.reason
     except Exception as exc:  # a decoder bug must not end the run
@@ -87,13 +96,27 @@ def _prepare_safely(path: str, kind: str, options: ExtractOptions):
 
 
 class _Decoder:
-    """A process pool that works ahead of the encoder, in submission order."""
+    """A process pool that works ahead of the encoder, in submission order.
 
-    def __init__(self, workers: int, options: ExtractOptions, window: int):
+    ``defer`` says which images the workers leave to a device decoder: "off" (none),
+    "busy" (those submitted while every worker already has two decodes queued: the
+    cores keep all they can do, the device takes the rest) or "all".
+    """
+
+    def __init__(self, workers: int, options: ExtractOptions, window: int, defer: str = "off"):
         self.workers = max(1, workers)
         self.options = options
         self.window = window
+        self.defer = defer
         self._pool: ProcessPoolExecutor | None = None
+
+    def _should_defer(self, fact: FileFact, pending) -> bool:
+        if fact.kind != "image" or self.defer == "off":
+            return False
+        if self.defer == "all":
+            return True
+        backlog = sum(1 for _, fut, deferred in pending if not deferred and not fut.done())
+        return backlog >= 2 * self.workers
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: workers import only PIL and numpy, never the parent's torch threads
@@ -104,7 +127,7 @@ class _Decoder:
         if not facts:
             return
         self._pool = self._new_pool()
-        pending: collections.deque[tuple[FileFact, Future]] = collections.deque()
+        pending: collections.deque[tuple[FileFact, Future, bool]] = collections.deque()
         queue = iter(facts)
         try:
             def fill():
@@ -112,18 +135,20 @@ class _Decoder:
                     fact = next(queue, None)
                     if fact is None:
                         return
-                    pending.append((fact, self._pool.submit(_prepare_safely, fact.path, fact.kind, self.options)))
+                    defer = self._should_defer(fact, pending)
+                    pending.append((fact, self._pool.submit(_prepare_safely, fact.path, fact.kind, self.options,
+                                                            defer), defer))
 
             fill()
             while pending:
-                fact, fut = pending.popleft()
+                fact, fut, _ = pending.popleft()
                 try:
                     result = fut.result()
                 except BrokenProcessPool:
                     # A decoder died (out of memory, a crashing codec): the file at the
                     # head is blamed, the pool is replaced and the rest go round again.
                     result = "the decoder process crashed on this file"
-                    retry = [f for f, _ in pending]
+                    retry = [f for f, _, _ in pending]
                     pending.clear()
                     self._pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._new_pool()
@@ -148,6 +173,8 @@ class Indexer:
         self.indexes: IndexSet | None = None
         self._last_publish = time.monotonic()
         self._dirty = False
+        self._device = None  # the device JPEG decoder of the current run, if any
+        self._thumbs: ThreadPoolExecutor | None = None
 
     # -- the run -------------------------------------------------------------------
 
@@ -202,7 +229,10 @@ class Indexer:
                                  thumb_size=self.options.thumb_size,
                                  max_pixels=self.options.max_image_pixels)
         workers = min(self.options.workers or (os.cpu_count() or 1), max(1, total))
-        decoder = _Decoder(workers, options, window=max(4 * workers, 2 * self.options.batch_size))
+        self._device = device_decoder(self.options.decode_device, options) if work else None
+        decoder = _Decoder(workers, options, window=max(4 * workers, 2 * self.options.batch_size),
+                           defer=self.options.device_share if self._device else "off")
+        self._thumbs = ThreadPoolExecutor(max(2, min(8, workers)), thread_name_prefix="thumbnails")
         batch: list[tuple[FileFact, PreparedImage | PreparedText]] = []
         batch_units = 0
         try:
@@ -230,6 +260,7 @@ class Indexer:
                 report.removed.extend(gone)
             self.catalog.forget_skips(vanished_skips)
         finally:
+            self._thumbs.shutdown(wait=True)
             if self._dirty:
                 report.generation = self.publish()
             else:
@@ -242,14 +273,38 @@ class Indexer:
 
     # -- batches -------------------------------------------------------------------
 
+    def _decode_deferred(self, batch) -> tuple[list, list]:
+        """Decode on the device the JPEGs the workers left to it -> (batch, skips)."""
+        deferred = [i for i, (_, p) in enumerate(batch) if isinstance(p, PreparedImage) and p.encoded is not None]
+        if not deferred:
+            return batch, []
+        decoded = dict(zip(deferred, self._device.decode([batch[i][1] for i in deferred])))
+        kept, skips = [], []
+        for i, (fact, prepared) in enumerate(batch):
+            result = decoded.get(i, prepared)
+            if isinstance(result, str):
+                skips.append((fact, result))
+            else:
+                kept.append((fact, result))
+        return kept, skips
+
     def _flush(self, batch, known, report: IndexReport) -> None:
+        batch, skips = self._decode_deferred(batch)
+        for fact, reason in skips:
+            report.skipped.append((fact.path, reason))
         docs: list[DocumentWrite] = []
         to_encode_images: list[tuple[int, PreparedImage]] = []
         to_encode_texts: list[tuple[int, PreparedText]] = []
+        thumbnails: list[Future] = []
+        reusable: dict[str, dict] = {}
+        if not self.options.reembed:
+            for kind in {fact.kind for fact, _ in batch}:
+                reusable[kind] = self.catalog.reusable_items_many(
+                    [p.content_hash for f, p in batch if f.kind == kind], kind)
         for fact, prepared in batch:
             doc = DocumentWrite(path=fact.path, kind=fact.kind, size=fact.size, mtime_ns=fact.mtime_ns,
                                 content_hash=prepared.content_hash, metadata=prepared.metadata, items=[])
-            reused = None if self.options.reembed else self.catalog.reusable_items(prepared.content_hash, fact.kind)
+            reused = reusable.get(fact.kind, {}).get(prepared.content_hash)
             if reused is not None:
                 doc.items = reused
                 report.reused += 1
@@ -259,7 +314,7 @@ class Indexer:
                 to_encode_texts.append((len(docs), prepared))
             docs.append(doc)
             if isinstance(prepared, PreparedImage):
-                self._write_thumbnail(prepared)
+                thumbnails.append(self._thumbs.submit(self._write_thumbnail, prepared))
 
         if to_encode_images:
             vectors = self.clip.encode_pixels(np.stack([p.pixels for _, p in to_encode_images]))
@@ -279,12 +334,16 @@ class Indexer:
                     row += 1
                 docs[slot].items = items
             report.passages += len(passages)
-        self._commit(docs, [], known, report)
+        for fut in thumbnails:  # written (while the batch was encoded) before it is committed
+            fut.result()
+        self._commit(docs, [(f.path, reason, f.size, f.mtime_ns) for f, reason in skips], known, report)
 
     def _write_thumbnail(self, prepared: PreparedImage) -> None:
+        """Runs in a thumbnail thread (Pillow's WebP encoder and fsync release the GIL)."""
         path = self.data_dir.thumb_path(prepared.content_hash)
         if not path.exists():
-            atomic_write(path, prepared.thumbnail)
+            data = prepared.thumbnail or webp_bytes(prepared.thumbnail_pixels)
+            atomic_write(path, data)
 
     def _commit(self, docs: list[DocumentWrite], skips, known, report: IndexReport) -> None:
         added, removed = self.catalog.write_batch(docs, skips=skips)

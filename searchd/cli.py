@@ -37,9 +37,11 @@ def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models
     clip_spec, text_spec = preset_specs(settings.models, settings.clip_model, settings.text_model)
     clip, text = load_encoders(clip_spec, text_spec, device=settings.device, offline=settings.offline,
                                quantize=settings.quantize)
+    gpu_decode = settings.gpu_decode != "off" and clip.device.startswith("cuda")
     options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers, exclude=settings.exclude,
                            max_image_pixels=settings.max_image_pixels, reembed=reembed,
-                           policy=settings.index_policy)
+                           policy=settings.index_policy, decode_device=clip.device if gpu_decode else None,
+                           device_share="all" if settings.gpu_decode == "all" else "busy")
     return Indexer(DataDir(settings.data_dir), catalog, clip, text, options)
 
 
@@ -50,6 +52,7 @@ def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models
 @click.option("--workers", type=int, help=setting_help("workers"))
 @click.option("--exclude", multiple=True, help=setting_help("exclude"))
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help=setting_help("quantize"))
+@click.option("--gpu-decode", type=click.Choice(["auto", "all", "off"]), help=setting_help("gpu_decode"))
 @click.option("--reembed", is_flag=True, help="Re-embed every file, e.g. after changing a model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @handle_errors

@@ -49,6 +49,9 @@ class Settings:
     workers: int = _setting(0, "Decoding processes while indexing (0 = one per CPU core).")
     exclude: tuple[str, ...] = _setting((), "Glob patterns of paths to leave out, comma-separated "
                                         "in the environment (e.g. `*/.git/*,*.tmp`).")
+    gpu_decode: str = _setting("auto", "JPEG decoding on the GPU beside the decoding processes, when "
+                               "indexing on CUDA: `auto` (the JPEGs that find every process busy), `all` "
+                               "or `off`.", choices=("auto", "all", "off"))
     quantize: str = _setting("none", "Quantize the CLIP image tower for CPU indexing: `none` or `int8`.",
                              choices=("none", "int8"))
     index_type: str = _setting("auto", "FAISS index per space: `auto` (exact Flat while small, IVF from "

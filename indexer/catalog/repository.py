@@ -71,6 +71,16 @@ def cjk_spaced(text_: str) -> str:
     return _CJK_RUN.sub(r" \1 ", text_)
 
 
+def _complete(items: list[ItemWrite], kind: str) -> bool:
+    """Only a complete set is reused: a space forgotten for re-embedding must not be skipped again."""
+    have = {(it.space, it.modality) for it in items}
+    if kind == "image":
+        return ("clip", "image") in have
+    clip_n = sum(1 for it in items if it.space == "clip")
+    text_n = sum(1 for it in items if it.space == "text")
+    return bool(clip_n) and clip_n == text_n
+
+
 def _encode_vector(vector: np.ndarray, dtype: str) -> bytes:
     return np.asarray(vector, dtype=np.float16 if dtype == "f2" else np.float32).tobytes()
 
@@ -216,28 +226,35 @@ class Catalog:
 
     def reusable_items(self, content_hash: str, kind: str) -> list[ItemWrite] | None:
         """Vectors of an indexed document with the same bytes (a moved or copied file)."""
+        return self.reusable_items_many([content_hash], kind).get(content_hash)
+
+    def reusable_items_many(self, content_hashes: Sequence[str], kind: str) -> dict[str, list[ItemWrite]]:
+        """``reusable_items`` for a whole batch in a few queries: content hash -> items,
+        for the hashes that have a complete set."""
+        found: dict[str, int] = {}
+        wanted = list(dict.fromkeys(content_hashes))
         with self.session() as s:
-            doc_id = s.scalars(select(Document.id).where(Document.content_hash == content_hash,
-                                                         Document.kind == kind).limit(1)).first()
-            if doc_id is None:
-                return None
-            rows = s.execute(select(Item.space, Item.modality, Item.ordinal, Item.text, Vector.data,
-                                    Vector.dtype, Vector.dim)
-                             .join(Vector, Vector.item_id == Item.id)
-                             .where(Item.document_id == doc_id).order_by(Item.id)).all()
-        items = []
-        for space, modality, ordinal, text_, data, dt, dim in rows:
-            items.append(ItemWrite(space, modality, ordinal, text_, _decode_vectors([data], [dt], dim)[0]))
-        # only a complete set: a space forgotten for re-embedding must not be skipped again
-        have = {(it.space, it.modality) for it in items}
-        if kind == "image" and ("clip", "image") not in have:
-            return None
-        if kind == "text":
-            clip_n = sum(1 for it in items if it.space == "clip")
-            text_n = sum(1 for it in items if it.space == "text")
-            if not clip_n or clip_n != text_n:
-                return None
-        return items or None
+            for start in range(0, len(wanted), 500):
+                for doc_id, digest in s.execute(
+                        select(Document.id, Document.content_hash)
+                        .where(Document.content_hash.in_(wanted[start:start + 500]), Document.kind == kind)):
+                    found.setdefault(digest, doc_id)
+            by_doc: dict[int, list[ItemWrite]] = defaultdict(list)
+            doc_ids = list(found.values())
+            for start in range(0, len(doc_ids), 500):
+                rows = s.execute(select(Item.document_id, Item.space, Item.modality, Item.ordinal, Item.text,
+                                        Vector.data, Vector.dtype, Vector.dim)
+                                 .join(Vector, Vector.item_id == Item.id)
+                                 .where(Item.document_id.in_(doc_ids[start:start + 500])).order_by(Item.id))
+                for doc_id, space, modality, ordinal, text_, data, dt, dim in rows:
+                    by_doc[doc_id].append(ItemWrite(space, modality, ordinal, text_,
+                                                    _decode_vectors([data], [dt], dim)[0]))
+        out = {}
+        for digest, doc_id in found.items():
+            items = by_doc.get(doc_id, [])
+            if _complete(items, kind):
+                out[digest] = items
+        return out
 
     def count_items(self, space: str | None = None, modality: str | None = None) -> int:
         q = select(func.count(Item.id))
@@ -407,27 +424,27 @@ class Catalog:
             if paths:
                 for start in range(0, len(paths), 500):
                     s.execute(delete(Skipped).where(Skipped.path.in_(paths[start:start + 500])))
-            for doc in documents:
-                meta = doc.metadata or {}
-                doc_id = s.scalars(insert(Document).returning(Document.id), [{
-                    "path": doc.path, "kind": doc.kind, "size": doc.size, "mtime_ns": doc.mtime_ns,
-                    "content_hash": doc.content_hash, "title": meta.get("title"),
-                    "taken_at": meta.get("taken_at"), "meta_json": json.dumps(meta, ensure_ascii=False),
-                    "indexed_at": now}]).one()
-                if not doc.items:
-                    continue
+            # one multi-row INSERT per table for the whole batch (ids back in parameter order)
+            doc_ids = list(s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), [{
+                "path": doc.path, "kind": doc.kind, "size": doc.size, "mtime_ns": doc.mtime_ns,
+                "content_hash": doc.content_hash, "title": (doc.metadata or {}).get("title"),
+                "taken_at": (doc.metadata or {}).get("taken_at"),
+                "meta_json": json.dumps(doc.metadata or {}, ensure_ascii=False), "indexed_at": now}
+                for doc in documents])) if documents else []
+            items = [(doc_id, it) for doc_id, doc in zip(doc_ids, documents) for it in doc.items]
+            if items:
                 item_ids = list(s.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), [
                     {"document_id": doc_id, "space": it.space, "modality": it.modality,
-                     "ordinal": it.ordinal, "text": it.text} for it in doc.items]))
+                     "ordinal": it.ordinal, "text": it.text} for doc_id, it in items]))
                 s.execute(insert(Vector), [
                     {"item_id": item_id, "dtype": self.vector_dtype, "dim": int(it.vector.shape[0]),
                      "data": _encode_vector(it.vector, self.vector_dtype)}
-                    for item_id, it in zip(item_ids, doc.items)])
+                    for item_id, (_, it) in zip(item_ids, items)])
                 fts_rows = [{"id": item_id, "body": cjk_spaced(it.text or "")}
-                            for item_id, it in zip(item_ids, doc.items) if it.space == "text"]
+                            for item_id, (_, it) in zip(item_ids, items) if it.space == "text"]
                 if fts_rows:
                     s.execute(text("INSERT INTO passages_fts(rowid, body) VALUES (:id, :body)"), fts_rows)
-                for item_id, it in zip(item_ids, doc.items):
+                for item_id, (_, it) in zip(item_ids, items):
                     added_ids[(it.space, it.modality)].append(item_id)
                     added_vecs[(it.space, it.modality)].append(it.vector)
             for path, reason, size, mtime_ns in skips:
