@@ -75,18 +75,33 @@ class DeviceJpegDecoder:
                         images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
                     except RuntimeError:
                         images.append(None)
-        out: list[PreparedImage | str] = []
+        out: list[PreparedImage | str] = list(items)
+        upright = {}
+        for i, (item, image) in enumerate(zip(items, images)):
+            if image is None:
+                out[i] = self._on_cpu(item)
+            else:
+                upright[i] = orient(image, item.metadata.get("orientation"))
+        # Pictures of one size are resized together, a few at a time (float copies of big
+        # photos are large), and come back to host memory in one copy per chunk.
+        by_shape: dict[tuple, list[int]] = {}
+        for i, image in upright.items():
+            by_shape.setdefault(tuple(image.shape), []).append(i)
         with torch.inference_mode():
-            for item, image in zip(items, images):
-                if image is None:
-                    out.append(self._on_cpu(item))
-                    continue
-                image = orient(image, item.metadata.get("orientation"))
-                item.pixels = self._fit_square(image)
-                item.thumbnail_pixels = self._thumbnail(image)
-                item.encoded = None
-                out.append(item)
+            for (_, height, width), members in by_shape.items():
+                step = max(1, self.float_budget // (height * width * 3 * 4))
+                for start in range(0, len(members), step):
+                    chunk = members[start:start + step]
+                    batch = torch.stack([upright[i] for i in chunk])
+                    squares = self._fit_square(batch)
+                    thumbs = self._thumbnail(batch)
+                    for j, i in enumerate(chunk):
+                        item = items[i]
+                        item.pixels, item.thumbnail_pixels, item.encoded = squares[j], thumbs[j], None
         return out
+
+    #: bytes of float pixels one resize call may hold on the device
+    float_budget = 512 * 1024 * 1024
 
     def _on_cpu(self, item: PreparedImage) -> PreparedImage | str:
         try:
@@ -94,25 +109,25 @@ class DeviceJpegDecoder:
         except SkipFile as exc:
             return exc.reason
 
-    def _resize(self, image, height: int, width: int, mode: str):
+    def _resize(self, batch, height: int, width: int, mode: str) -> np.ndarray:
+        """(n, 3, H, W) uint8 on the device -> (n, height, width, 3) uint8 in host memory."""
         import torch
 
-        out = torch.nn.functional.interpolate(image[None].float(), size=(height, width), mode=mode,
+        out = torch.nn.functional.interpolate(batch.float(), size=(height, width), mode=mode,
                                               antialias=True, align_corners=False)
-        return out[0].round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
-    def _fit_square(self, image) -> np.ndarray:
-        _, height, width = image.shape
+    def _fit_square(self, batch) -> np.ndarray:
+        _, _, height, width = batch.shape
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
         size = self.options.image_size
-        return self._resize(image[:, top:top + side, left:left + side], size, size, "bicubic")
+        return self._resize(batch[:, :, top:top + side, left:left + side], size, size, "bicubic")
 
-    def _thumbnail(self, image) -> np.ndarray:
-        _, height, width = image.shape
+    def _thumbnail(self, batch) -> np.ndarray:
+        _, _, height, width = batch.shape
         w, h = thumbnail_size(width, height, self.options.thumb_size)
-        return self._resize(image, h, w, "bilinear")
-
+        return self._resize(batch, h, w, "bilinear")
 
 
 def device_decoder(device: str | None, options: ExtractOptions) -> DeviceJpegDecoder | None:

@@ -99,15 +99,19 @@ class _Decoder:
     """A process pool that works ahead of the encoder, in submission order.
 
     ``defer`` says which images the workers leave to a device decoder: "off" (none),
-    "busy" (those submitted while every worker already has two decodes queued: the
-    cores keep all they can do, the device takes the rest) or "all".
+    "busy" (those submitted while the workers already have ``backlog`` decodes queued:
+    the cores keep all they can do, the device takes the rest) or "all". The backlog
+    (at least two per worker) should cover the time the main process spends on a batch,
+    so that the workers never run dry while it decodes and encodes on the device.
     """
 
-    def __init__(self, workers: int, options: ExtractOptions, window: int, defer: str = "off"):
+    def __init__(self, workers: int, options: ExtractOptions, window: int, defer: str = "off",
+                 backlog: int = 0):
         self.workers = max(1, workers)
         self.options = options
         self.window = window
         self.defer = defer
+        self.backlog = max(2 * self.workers, backlog)
         self._pool: ProcessPoolExecutor | None = None
 
     def _should_defer(self, fact: FileFact, pending) -> bool:
@@ -116,7 +120,7 @@ class _Decoder:
         if self.defer == "all":
             return True
         backlog = sum(1 for _, fut, deferred in pending if not deferred and not fut.done())
-        return backlog >= 2 * self.workers
+        return backlog >= self.backlog
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: workers import only PIL and numpy, never the parent's torch threads
@@ -231,7 +235,8 @@ class Indexer:
         workers = min(self.options.workers or (os.cpu_count() or 1), max(1, total))
         self._device = device_decoder(self.options.decode_device, options) if work else None
         decoder = _Decoder(workers, options, window=max(4 * workers, 2 * self.options.batch_size),
-                           defer=self.options.device_share if self._device else "off")
+                           defer=self.options.device_share if self._device else "off",
+                           backlog=self.options.batch_size)
         self._thumbs = ThreadPoolExecutor(max(2, min(8, workers)), thread_name_prefix="thumbnails")
         batch: list[tuple[FileFact, PreparedImage | PreparedText]] = []
         batch_units = 0

@@ -102,6 +102,9 @@ def test_busy_workers_hand_images_to_the_device():
     assert not decoder._should_defer(text, busy)  # only images go to the device
     finished = [(image, _Done(True), False)] * 8 + [(image, _Done(False), True)] * 8
     assert not decoder._should_defer(image, finished)  # done and deferred work does not count
+    deep = _Decoder(2, ExtractOptions(), window=16, defer="busy", backlog=6)  # covers a batch's device time
+    assert not deep._should_defer(image, busy)
+    assert deep._should_defer(image, busy + [(image, _Done(False), False)] * 2)
     assert not _Decoder(2, ExtractOptions(), 16, defer="off")._should_defer(image, busy)
     assert _Decoder(2, ExtractOptions(), 16, defer="all")._should_defer(image, [])
 
