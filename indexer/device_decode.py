@@ -56,8 +56,26 @@ class DeviceJpegDecoder:
         self.device = device
         self.options = options
 
+    #: decoded pixels one decode call may hold on the device (uint8 RGB: 3 bytes each)
+    pixel_budget = 512_000_000
+
     def decode(self, items: list[PreparedImage]) -> list[PreparedImage | str]:
         """Each item decoded (pixels + ``thumbnail_pixels``) or a skip reason, in order."""
+        out: list[PreparedImage | str] = []
+        chunk: list[PreparedImage] = []
+        pixels = 0
+        for item in items:
+            size = item.metadata.get("width", 0) * item.metadata.get("height", 0)
+            if chunk and pixels + size > self.pixel_budget:
+                out += self._decode_chunk(chunk)
+                chunk, pixels = [], 0
+            chunk.append(item)
+            pixels += size
+        if chunk:
+            out += self._decode_chunk(chunk)
+        return out
+
+    def _decode_chunk(self, items: list[PreparedImage]) -> list[PreparedImage | str]:
         import torch
         from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -82,6 +100,7 @@ class DeviceJpegDecoder:
                 out[i] = self._on_cpu(item)
             else:
                 upright[i] = orient(image, item.metadata.get("orientation"))
+        del images
         # Pictures of one size are resized together, a few at a time (float copies of big
         # photos are large), and come back to host memory in one copy per chunk.
         by_shape: dict[tuple, list[int]] = {}

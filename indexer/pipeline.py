@@ -17,6 +17,7 @@ import collections
 import json
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -114,13 +115,11 @@ class _Decoder:
         self.backlog = max(2 * self.workers, backlog)
         self._pool: ProcessPoolExecutor | None = None
 
-    def _should_defer(self, fact: FileFact, pending) -> bool:
+    def _should_defer(self, fact: FileFact, busy: int) -> bool:
+        """``busy``: decodes the workers have queued or running."""
         if fact.kind != "image" or self.defer == "off":
             return False
-        if self.defer == "all":
-            return True
-        backlog = sum(1 for _, fut, deferred in pending if not deferred and not fut.done())
-        return backlog >= self.backlog
+        return self.defer == "all" or busy >= self.backlog
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: workers import only PIL and numpy, never the parent's torch threads
@@ -131,28 +130,39 @@ class _Decoder:
         if not facts:
             return
         self._pool = self._new_pool()
-        pending: collections.deque[tuple[FileFact, Future, bool]] = collections.deque()
+        pending: collections.deque[tuple[FileFact, Future]] = collections.deque()
         queue = iter(facts)
+        busy = [0]  # decodes (not deferred) queued or running; done callbacks count down
+        lock = threading.Lock()
+
+        def one_done(_):
+            with lock:
+                busy[0] -= 1
+
         try:
             def fill():
                 while len(pending) < self.window:
                     fact = next(queue, None)
                     if fact is None:
                         return
-                    defer = self._should_defer(fact, pending)
-                    pending.append((fact, self._pool.submit(_prepare_safely, fact.path, fact.kind, self.options,
-                                                            defer), defer))
+                    defer = self._should_defer(fact, busy[0])
+                    fut = self._pool.submit(_prepare_safely, fact.path, fact.kind, self.options, defer)
+                    if not defer:
+                        with lock:
+                            busy[0] += 1
+                        fut.add_done_callback(one_done)
+                    pending.append((fact, fut))
 
             fill()
             while pending:
-                fact, fut, _ = pending.popleft()
+                fact, fut = pending.popleft()
                 try:
                     result = fut.result()
                 except BrokenProcessPool:
                     # A decoder died (out of memory, a crashing codec): the file at the
                     # head is blamed, the pool is replaced and the rest go round again.
                     result = "the decoder process crashed on this file"
-                    retry = [f for f, _, _ in pending]
+                    retry = [f for f, _ in pending]
                     pending.clear()
                     self._pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._new_pool()
@@ -304,7 +314,7 @@ class Indexer:
         reusable: dict[str, dict] = {}
         if not self.options.reembed:
             for kind in {fact.kind for fact, _ in batch}:
-                reusable[kind] = self.catalog.reusable_items_many(
+                reusable[kind] = self.catalog.reusable_items(
                     [p.content_hash for f, p in batch if f.kind == kind], kind)
         for fact, prepared in batch:
             doc = DocumentWrite(path=fact.path, kind=fact.kind, size=fact.size, mtime_ns=fact.mtime_ns,

@@ -224,13 +224,9 @@ class Catalog:
         """path -> (size, mtime_ns, reason) for skipped files below any root."""
         return self._under((Skipped.size, Skipped.mtime_ns, Skipped.reason), Skipped.path, roots)
 
-    def reusable_items(self, content_hash: str, kind: str) -> list[ItemWrite] | None:
-        """Vectors of an indexed document with the same bytes (a moved or copied file)."""
-        return self.reusable_items_many([content_hash], kind).get(content_hash)
-
-    def reusable_items_many(self, content_hashes: Sequence[str], kind: str) -> dict[str, list[ItemWrite]]:
-        """``reusable_items`` for a whole batch in a few queries: content hash -> items,
-        for the hashes that have a complete set."""
+    def reusable_items(self, content_hashes: Sequence[str], kind: str) -> dict[str, list[ItemWrite]]:
+        """Vectors of indexed documents with the same bytes (moved or copied files), for a
+        whole batch in a few queries: content hash -> items, for hashes with a complete set."""
         found: dict[str, int] = {}
         wanted = list(dict.fromkeys(content_hashes))
         with self.session() as s:

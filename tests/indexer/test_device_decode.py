@@ -9,8 +9,6 @@ Pillow) is ours and is what is checked here.
 from __future__ import annotations
 
 import io
-from concurrent.futures import Future
-
 import numpy as np
 import pytest
 import torch
@@ -21,7 +19,7 @@ from indexer.datadir import DataDir
 from indexer.device_decode import DeviceJpegDecoder, orient, thumbnail_size
 from indexer.extract import ExtractOptions, prepare_image
 from indexer.pipeline import Indexer, IndexOptions, _Decoder
-from indexer.scan import FileFact
+from indexer.scan import FileFact, scan
 from tests.conftest import SAMPLE
 from tests.indexer import badfiles
 
@@ -83,30 +81,38 @@ def test_device_decode_matches_pillow_and_falls_back_on_bad_bytes(tmp_path):
     assert out[2].pixels[..., 0].std() < 2  # greyscale came out as flat RGB
     assert isinstance(out[3], str) and "corrupt or truncated" in out[3]  # Pillow's verdict on the same bytes
 
-
-class _Done(Future):
-    def __init__(self, done: bool):
-        super().__init__()
-        if done:
-            self.set_result(None)
+    small = DeviceJpegDecoder("cpu", options)
+    small.pixel_budget = small.float_budget = 40_000  # one picture per device call
+    again = small.decode([prepare_image(str(tmp_path / name), options, defer_jpeg=True) for name in files])
+    for got, want in zip(again, out):
+        assert (got.pixels == want.pixels).all() and (got.thumbnail_pixels == want.thumbnail_pixels).all()
 
 
 def test_busy_workers_hand_images_to_the_device():
     decoder = _Decoder(2, ExtractOptions(), window=16, defer="busy")
     image = FileFact(path="a.jpg", size=1, mtime_ns=1, kind="image")
     text = FileFact(path="a.txt", size=1, mtime_ns=1, kind="text")
-    running = [(image, _Done(False), False)] * 3
-    assert not decoder._should_defer(image, running)  # a worker will be free soon: the cores keep it
-    busy = running + [(image, _Done(False), False)]
-    assert decoder._should_defer(image, busy)
-    assert not decoder._should_defer(text, busy)  # only images go to the device
-    finished = [(image, _Done(True), False)] * 8 + [(image, _Done(False), True)] * 8
-    assert not decoder._should_defer(image, finished)  # done and deferred work does not count
+    assert not decoder._should_defer(image, 3)  # a worker will be free soon: the cores keep it
+    assert decoder._should_defer(image, 4)  # two queued per worker: the device takes it
+    assert not decoder._should_defer(text, 4)  # only images go to the device
     deep = _Decoder(2, ExtractOptions(), window=16, defer="busy", backlog=6)  # covers a batch's device time
-    assert not deep._should_defer(image, busy)
-    assert deep._should_defer(image, busy + [(image, _Done(False), False)] * 2)
-    assert not _Decoder(2, ExtractOptions(), 16, defer="off")._should_defer(image, busy)
-    assert _Decoder(2, ExtractOptions(), 16, defer="all")._should_defer(image, [])
+    assert not deep._should_defer(image, 4) and deep._should_defer(image, 6)
+    assert not _Decoder(2, ExtractOptions(), 16, defer="off")._should_defer(image, 99)
+    assert _Decoder(2, ExtractOptions(), 16, defer="all")._should_defer(image, 0)
+
+
+def test_busy_split_sends_some_photos_each_way(tmp_path):
+    """With the workers given a backlog of one, a run over many photos defers some and
+    decodes the others on the cores; every photo comes back, in order."""
+    for i in range(12):
+        (tmp_path / f"{i:02d}.jpg").write_bytes(badfiles.big_photo_jpeg(400 + i, 300))
+    facts = sorted(scan([tmp_path]), key=lambda f: f.path)
+    decoder = _Decoder(1, ExtractOptions(), window=8, defer="busy")
+    decoder.backlog = 1
+    results = list(decoder.run(facts))
+    assert [f.path for f, _ in results] == [f.path for f in facts]
+    deferred = [r.encoded is not None for _, r in results]
+    assert any(deferred) and not all(deferred)
 
 
 def test_pipeline_with_device_decoding_indexes_like_the_cores(tmp_path, demo_encoders):
