@@ -430,21 +430,26 @@ def serve_and_measure(data_dir: Path, models: str, args, workdir: Path, label: s
 
     log(f"{label}: starting searchd serve on {data_dir}")
     extra_env = {"OMP_NUM_THREADS": str(args.server_omp_threads)} if args.server_omp_threads else {}
+    if args.clip_model:
+        extra_env["SEARCHD_CLIP_MODEL"] = args.clip_model
     server = Server(data_dir, models, workdir, extra_env=extra_env)
     try:
         rss_start = server.rss_mb()
+        memory_start = memory_mb(server.proc.pid)
         status = httpx.get(server.url + "/api/status", timeout=60).json()
         log(f"{label}: serving on {server.url} (up in {server.startup_s:.1f} s); measuring")
         t0 = time.perf_counter()
-        modes = measure_server(server.url, models, args.requests, args.k, args.images, args.warmup, args.modes)
+        modes = measure_server(server.url, "default" if args.clip_model else models, args.requests, args.k, args.images, args.warmup, args.modes)
         elapsed = time.perf_counter() - t0
         rss_end = server.rss_mb()
+        memory_end = memory_mb(server.proc.pid)
     finally:
         server.stop()
     counts = {"documents": status.get("documents"), "items": status.get("items_by_index") or status.get("items"),
               "indexes": status.get("indexes"), "models": status.get("models")}
     return {"data_dir": str(data_dir), "models": models, "server_env": extra_env, "server_startup_s": server.startup_s,
-            "server_rss_mb_after_warmup": rss_start, "server_rss_mb_end": rss_end, "measure_s": elapsed,
+            "server_rss_mb_after_warmup": rss_start, "server_rss_mb_end": rss_end,
+            "server_memory_after_warmup": memory_start, "server_memory_end": memory_end, "measure_s": elapsed,
             "requests_per_pass": args.requests, "k": args.k, "status": counts, "modes": modes}
 
 
@@ -460,6 +465,10 @@ def print_served(result: dict, title: str) -> None:
           f"after start, {fmt(result['server_rss_mb_end'], 0)} MB at the end; "
           f"{result['requests_per_pass']} requests per pass, k={result['k']}"
           + (f"; server env {result['server_env']}" if result.get("server_env") else ""))
+    end = result.get("server_memory_end") or {}
+    if end:
+        print(f"server memory at the end: {fmt(end.get('anonymous'), 0)} MB its own (anonymous) + "
+              f"{fmt(end.get('file'), 0)} MB of mapped files (libraries, memory-mapped indexes: shared, reclaimable)")
     for key in ("index_s", "build_s"):
         if key in result:
             print(f"{key.replace('_s', '')} time: {result[key]:.1f} s")
@@ -503,12 +512,13 @@ def _vocabulary(size: int, rng) -> list[str]:
 
 
 def _query_words() -> list[str]:
-    from searchd.engine import _STOP, query_terms
+    from indexer.catalog import STOP_WORDS
+    from searchd.engine import query_terms
 
     words = []
     for q in TEXT_QUERIES:
         if q.isascii():
-            words += [t for t in query_terms(q) if t not in _STOP]
+            words += [t for t in query_terms(q) if t not in STOP_WORDS]
         else:
             words.append(q)  # a CJK query goes in whole; FTS indexes it character by character
     return sorted(set(words))
@@ -520,7 +530,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def build_collection(data_dir: Path, n: int, models: str, clusters: int, seed: int, batch: int,
-                     text_share: float, spread: float) -> dict:
+                     text_share: float, spread: float, clip_model: str = "") -> dict:
     """Write N clustered entries into a fresh catalog and publish them, without a model."""
     from indexer.catalog import DocumentWrite, ItemWrite, open_catalog
     from indexer.datadir import DataDir
@@ -529,7 +539,7 @@ def build_collection(data_dir: Path, n: int, models: str, clusters: int, seed: i
     from indexer.vectors import IndexSet
 
     t_models = time.perf_counter()
-    clip, text = load_encoders(*preset_specs(models), device="cpu", offline=True)
+    clip, text = load_encoders(*preset_specs(models, clip_model), device="cpu", offline=True)
     clip_id, text_id = clip.identity, text.identity  # loads both models once
     models_s = time.perf_counter() - t_models
     clip_dim, text_dim = clip_id.dim, text_id.dim
@@ -625,7 +635,7 @@ def part_items(args, workdir: Path) -> dict:
     log(f"items: building a {args.items}-entry collection in {data_dir}")
     t0 = time.perf_counter()
     build = build_collection(data_dir, args.items, args.models, args.item_clusters, args.seed, args.batch,
-                             args.text_share, args.spread)
+                             args.text_share, args.spread, args.clip_model)
     build_s = time.perf_counter() - t0
     log(f"items: built in {build_s:.1f} s")
     result = serve_and_measure(data_dir, args.models, args, workdir, "items")
@@ -1013,6 +1023,9 @@ def parse_args(argv=None):
 
     served = ap.add_argument_group("served measurements")
     served.add_argument("--models", default="demo", choices=("demo", "default"), help="model preset (default: demo)")
+    served.add_argument("--clip-model", default="",
+                        help="CLIP override for --items and its server, e.g. ViT-B-32:random: the production "
+                             "model's size, dimension and speed without its weights (default: the preset's)")
     served.add_argument("--requests", type=int, default=100, help="sequential requests per mode and pass (default: 100)")
     served.add_argument("--k", type=int, default=20, help="hits per request (default: 20)")
     served.add_argument("--warmup", type=int, default=5, help="discarded requests per mode first (default: 5)")

@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 from PIL import Image
 
-from indexer.catalog import Catalog, ItemRecord, open_catalog
+from indexer.catalog import STOP_WORDS, Catalog, ItemRecord, open_catalog
 from indexer.datadir import DataDir
 from indexer.encoders.clip import ClipEncoder
 from indexer.encoders.sbert import SbertEncoder
@@ -196,14 +196,11 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
-_STOP = frozenset("""a an the of to in into on onto and or but not no is are was were be been being for from
-with without by at as it its this that these those what which who whom whose how when where why
-than then so do does did can could should would will just about over under up down out off""".split())
 
 
 def make_snippet(passage: str, terms: list[str], width: int = 240) -> str:
     """HTML-escaped excerpt around the first matched term, matches wrapped in <mark>."""
-    terms = [t for t in terms if t not in _STOP]
+    terms = [t for t in terms if t not in STOP_WORDS]
     lowered = passage.lower()
     first = min((lowered.find(t) for t in terms if t in lowered), default=-1)
     start = 0 if first < 0 or len(passage) <= width else max(0, min(first - width // 3, len(passage) - width))

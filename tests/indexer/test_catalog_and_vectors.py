@@ -124,6 +124,26 @@ def test_bm25_finds_rare_words_and_chinese_characters(catalog):
     assert catalog.bm25("", 5) == [] and catalog.bm25('"" OR *', 5) == []
 
 
+def test_bm25_ranks_by_the_words_that_mean_something(catalog):
+    texts = {"/a.md": "the the the the of the and the to the",  # only stop words, many of them
+             "/b.md": "how a heat pump moves warmth",
+             "/c.md": "heat pump maintenance in the winter"}
+    docs = []
+    for path, body in texts.items():
+        d = doc(path, n_passages=1)
+        d.items[0].text = d.items[1].text = body
+        docs.append(d)
+    catalog.write_batch(docs)
+
+    def found(query: str) -> list[str]:
+        hits = catalog.bm25(query, 10)
+        records = catalog.items([i for i, _ in hits])
+        return [records[i].path for i, _ in hits]
+
+    assert sorted(found("what does the heat pump do")) == ["/b.md", "/c.md"]  # "the" alone finds nothing
+    assert found("the") == ["/a.md", "/c.md"]  # a query of stop words only keeps them
+
+
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = normalize(rng.normal(size=(50, dim)))
