@@ -10,7 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-export HF_HUB_OFFLINE=1
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# On a bare GPU machine: the wheels bench/gpu_wheels.sh fetched (carried as .whl/)
+if ! "$PY" -c "import open_clip, faiss, sqlalchemy" 2>/dev/null && [ -d .whl ]; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+"$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 echo "cores: $(nproc)"
 echo "== 12 MP JPEGs =="

@@ -66,10 +66,15 @@ class ItemRecord:
 _CJK_RUN = re.compile(r"([\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af])")
 
 
-#: English words too common to find anything by; left out of keyword queries that have others
+#: English words that say little; left out of keyword queries once they are common (Catalog.bm25)
 STOP_WORDS = frozenset("""a an the of to in into on onto and or but not no is are was were be been being for from
 with without by at as it its this that these those what which who whom whose how when where why
 than then so do does did can could should would will just about over under up down out off""".split())
+
+
+def _phrase(term: str) -> str:
+    """A term as an FTS5 string (never read as an operator)."""
+    return '"' + term.replace('"', '""') + '"'
 
 
 def cjk_spaced(text_: str) -> str:
@@ -109,6 +114,10 @@ def _sqlite_pragmas(dbapi_conn, _record):
 
 class Catalog:
     """Owns the SQLAlchemy engine of one catalog file."""
+
+    #: a stop word in more passages than this is left out of keyword queries (about 1 ms
+    #: of FTS5 scoring per 2,000 passages matched)
+    common_term_passages = 2000
 
     def __init__(self, engine: Engine, path: Path, vector_dtype: str = "f4"):
         self.engine = engine
@@ -365,14 +374,18 @@ class Catalog:
     def bm25(self, query: str, limit: int) -> list[tuple[int, float]]:
         """(item id, score) best first, from SQLite FTS5; higher score is better."""
         terms = [t for t in re.findall(r"\w+", cjk_spaced(query).lower()) if t]
-        # Stop words match nearly every passage, and FTS5 scores every match: on 300k
-        # passages "how does the ..." took 200 ms with them and 1.4 ms without.
-        terms = [t for t in terms if t not in STOP_WORDS] or terms
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms[:64])
         with self.engine.connect() as conn:
+            # FTS5 scores every passage that matches: a stop word in most of 300k passages
+            # made "how does the ..." take 200 ms instead of 1.4 ms. Such a word says little
+            # there, so once it is that common it is left out (unless nothing else is left).
             try:
+                common = {t for t in set(terms) if t in STOP_WORDS and conn.execute(
+                    text("SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH :t LIMIT :n)"),
+                    {"t": _phrase(t), "n": self.common_term_passages + 1}).scalar() > self.common_term_passages}
+                terms = [t for t in terms if t not in common] or terms
+                match = " OR ".join(_phrase(t) for t in terms[:64])
                 rows = conn.execute(text("SELECT rowid, bm25(passages_fts) AS r FROM passages_fts "
                                          "WHERE passages_fts MATCH :m ORDER BY r LIMIT :n"),
                                     {"m": match, "n": limit}).all()

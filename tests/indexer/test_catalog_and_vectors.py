@@ -124,7 +124,7 @@ def test_bm25_finds_rare_words_and_chinese_characters(catalog):
     assert catalog.bm25("", 5) == [] and catalog.bm25('"" OR *', 5) == []
 
 
-def test_bm25_ranks_by_the_words_that_mean_something(catalog):
+def test_bm25_leaves_out_stop_words_once_they_are_common(catalog):
     texts = {"/a.md": "the the the the of the and the to the",  # only stop words, many of them
              "/b.md": "how a heat pump moves warmth",
              "/c.md": "heat pump maintenance in the winter"}
@@ -134,6 +134,7 @@ def test_bm25_ranks_by_the_words_that_mean_something(catalog):
         d.items[0].text = d.items[1].text = body
         docs.append(d)
     catalog.write_batch(docs)
+    catalog.common_term_passages = 1  # "the" is in two passages of three: common here
 
     def found(query: str) -> list[str]:
         hits = catalog.bm25(query, 10)
@@ -142,6 +143,8 @@ def test_bm25_ranks_by_the_words_that_mean_something(catalog):
 
     assert sorted(found("what does the heat pump do")) == ["/b.md", "/c.md"]  # "the" alone finds nothing
     assert found("the") == ["/a.md", "/c.md"]  # a query of stop words only keeps them
+    catalog.common_term_passages = 2000  # a small collection: every word counts
+    assert "/a.md" in found("what does the heat pump do")
 
 
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
