@@ -14,12 +14,17 @@ same code with libjpeg-turbo, which is how the tests exercise it.
 
 from __future__ import annotations
 
+import io
+import logging
 import warnings
 
 import numpy as np
+from PIL import Image
 
 from indexer.errors import SkipFile
 from indexer.extract import ExtractOptions, PreparedImage, decode_prepared
+
+log = logging.getLogger(__name__)
 
 
 def orient(image, orientation: int | None):
@@ -150,7 +155,9 @@ class DeviceJpegDecoder:
 
 
 def device_decoder(device: str | None, options: ExtractOptions) -> DeviceJpegDecoder | None:
-    """A decoder for ``device`` when torchvision can decode JPEGs there, else None."""
+    """A decoder for ``device`` when torchvision can decode JPEGs there, else None. It
+    decodes a small JPEG first: a torchvision built without nvJPEG fails here, once,
+    instead of on every batch."""
     if not device:
         return None
     try:
@@ -159,5 +166,14 @@ def device_decoder(device: str | None, options: ExtractOptions) -> DeviceJpegDec
     except ImportError:
         return None
     if device.startswith("cuda") and not torch.cuda.is_available():
+        return None
+    probe = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(probe, "JPEG")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            decode_jpeg([torch.frombuffer(bytearray(probe.getvalue()), dtype=torch.uint8)], device=device)
+    except (RuntimeError, NotImplementedError) as exc:
+        log.warning("JPEG decoding on %s is not available (%s); the CPU decodes every image", device, exc)
         return None
     return DeviceJpegDecoder(device, options)

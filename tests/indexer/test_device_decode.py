@@ -12,11 +12,12 @@ import io
 import numpy as np
 import pytest
 import torch
+import torchvision.io
 from PIL import Image, ImageOps
 
 from indexer.catalog import open_catalog
 from indexer.datadir import DataDir
-from indexer.device_decode import DeviceJpegDecoder, orient, thumbnail_size
+from indexer.device_decode import DeviceJpegDecoder, device_decoder, orient, thumbnail_size
 from indexer.extract import ExtractOptions, prepare_image
 from indexer.pipeline import Indexer, IndexOptions, _Decoder
 from indexer.scan import FileFact, scan
@@ -113,6 +114,21 @@ def test_busy_split_sends_some_photos_each_way(tmp_path):
     assert [f.path for f, _ in results] == [f.path for f in facts]
     deferred = [r.encoded is not None for _, r in results]
     assert any(deferred) and not all(deferred)
+
+
+def test_device_decoding_is_offered_only_where_it_works(monkeypatch, caplog):
+    options = ExtractOptions()
+    assert device_decoder(None, options) is None
+    assert device_decoder("cpu", options) is not None
+    if not torch.cuda.is_available():
+        assert device_decoder("cuda", options) is None
+
+    def no_nvjpeg(*args, **kwargs):
+        raise RuntimeError("torchvision was built without nvJPEG")
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", no_nvjpeg)  # a torchvision build without it
+    assert device_decoder("cpu", options) is None
+    assert "not available" in caplog.text and "without nvJPEG" in caplog.text
 
 
 def test_pipeline_with_device_decoding_indexes_like_the_cores(tmp_path, demo_encoders):
