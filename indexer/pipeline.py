@@ -72,14 +72,15 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     images: int = 0
     passages: int = 0
+    device_decoded: int = 0  # images decoded on the device (GPU) rather than by the workers
     seconds: float = 0.0
     generation: int = 0
 
     def summary(self) -> dict:
         return {"added": len(self.added), "updated": len(self.updated), "removed": len(self.removed),
                 "unchanged": self.unchanged, "skipped": len(self.skipped), "reused": self.reused,
-                "images": self.images, "passages": self.passages, "seconds": round(self.seconds, 3),
-                "generation": self.generation}
+                "images": self.images, "passages": self.passages, "device_decoded": self.device_decoded,
+                "seconds": round(self.seconds, 3), "generation": self.generation}
 
 
 #: progress(done, total, path) after each file is settled
@@ -288,12 +289,14 @@ class Indexer:
 
     # -- batches -------------------------------------------------------------------
 
-    def _decode_deferred(self, batch) -> tuple[list, list]:
+    def _decode_deferred(self, batch, report: IndexReport) -> tuple[list, list]:
         """Decode on the device the JPEGs the workers left to it -> (batch, skips)."""
         deferred = [i for i, (_, p) in enumerate(batch) if isinstance(p, PreparedImage) and p.encoded is not None]
         if not deferred:
             return batch, []
         decoded = dict(zip(deferred, self._device.decode([batch[i][1] for i in deferred])))
+        report.device_decoded += sum(1 for r in decoded.values() if isinstance(r, PreparedImage)
+                                     and r.thumbnail_pixels is not None)
         kept, skips = [], []
         for i, (fact, prepared) in enumerate(batch):
             result = decoded.get(i, prepared)
@@ -304,7 +307,7 @@ class Indexer:
         return kept, skips
 
     def _flush(self, batch, known, report: IndexReport) -> None:
-        batch, skips = self._decode_deferred(batch)
+        batch, skips = self._decode_deferred(batch, report)
         for fact, reason in skips:
             report.skipped.append((fact.path, reason))
         docs: list[DocumentWrite] = []

@@ -107,7 +107,8 @@ def index(paths, reembed, as_json, **overrides):
     if encoded and report.seconds:
         click.echo(f"encoded {report.images} images and {report.passages} passages in {report.seconds:.1f}s "
                    f"({(len(report.added) + len(report.updated)) / report.seconds:.1f} files/s); "
-                   f"generation {report.generation}")
+                   f"generation {report.generation}"
+                   + (f"; {report.device_decoded} images decoded on the GPU" if report.device_decoded else ""))
     for path, reason in report.skipped:
         click.echo(f"  skipped {path}: {reason}")
 

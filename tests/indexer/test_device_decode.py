@@ -157,6 +157,7 @@ def test_pipeline_with_device_decoding_indexes_like_the_cores(tmp_path, demo_enc
     cores, cores_vectors, cores_thumbs = index("cores")
     device, device_vectors, device_thumbs = index("device", decode_device="cpu", device_share="all")
     assert sorted(device.added) == sorted(cores.added) and len(device.added) == 8
+    assert cores.device_decoded == 0 and device.device_decoded == 7  # every JPEG but the CMYK one
     assert sorted(device.skipped) == sorted(cores.skipped)
     assert [p.rsplit("/", 1)[-1] for p, _ in device.skipped] == ["cut.jpg"]
     assert device_thumbs == cores_thumbs  # same files, same upright sizes
