@@ -57,12 +57,14 @@ def thumbnail_size(width: int, height: int, size: int) -> tuple[int, int]:
 class DeviceJpegDecoder:
     """Decodes batches of deferred JPEGs (``PreparedImage.encoded``) on ``device``."""
 
+    #: decoded pixels one decode call may hold on the device (uint8 RGB: 3 bytes each)
+    pixel_budget = 512_000_000
+    #: bytes of float pixels one resize call may hold on the device
+    float_budget = 512 * 1024 * 1024
+
     def __init__(self, device: str, options: ExtractOptions):
         self.device = device
         self.options = options
-
-    #: decoded pixels one decode call may hold on the device (uint8 RGB: 3 bytes each)
-    pixel_budget = 512_000_000
 
     def decode(self, items: list[PreparedImage]) -> list[PreparedImage | str]:
         """Each item decoded (pixels + ``thumbnail_pixels``) or a skip reason, in order."""
@@ -123,9 +125,6 @@ class DeviceJpegDecoder:
                         item = items[i]
                         item.pixels, item.thumbnail_pixels, item.encoded = squares[j], thumbs[j], None
         return out
-
-    #: bytes of float pixels one resize call may hold on the device
-    float_budget = 512 * 1024 * 1024
 
     def _on_cpu(self, item: PreparedImage) -> PreparedImage | str:
         try:
