@@ -618,6 +618,7 @@ def build_collection(data_dir: Path, n: int, models: str, clusters: int, seed: i
             t1 = time.perf_counter()
             indexes = IndexSet.rebuild(dd.indexes_dir, catalog)
             indexes.save(catalog.data_version, catalog.generation + 1)
+            catalog.refresh_statistics()
             generation = catalog.bump_generation()
             publish_s = time.perf_counter() - t1
             counts = catalog.counts()

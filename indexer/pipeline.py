@@ -376,6 +376,7 @@ class Indexer:
         """Save the indexes atomically, then bump the generation that servers watch."""
         indexes = self._open_indexes()
         indexes.maybe_retrain(self.catalog)
+        self.catalog.refresh_statistics()
         generation = self.catalog.generation + 1
         indexes.save(self.catalog.data_version, generation)
         generation = self.catalog.bump_generation()

@@ -53,6 +53,12 @@ class Query:
     taken_before: str | None = None
     sort: str = "relevance"
 
+    def filters(self) -> dict[str, str]:
+        """The filters on documents that are set, as keyword arguments for the catalog."""
+        return {name: value for name, value in (("kind", self.kind), ("path_prefix", self.path_prefix),
+                                                ("taken_after", self.taken_after),
+                                                ("taken_before", self.taken_before)) if value}
+
     def validate(self) -> None:
         if self.mode not in MODES:
             raise BadRequestError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
@@ -341,18 +347,28 @@ class SearchEngine:
     # -- searching -----------------------------------------------------------------
 
     def _dense(self, indexes: IndexSet, space: str, modality: str, vector: np.ndarray, n: int,
-               allowed: np.ndarray | None) -> list[tuple[int, float]]:
+               q: Query) -> list[tuple[int, float]]:
+        """The ``n`` nearest items of a space that pass the query's filters.
+
+        Most filters keep a good share of a collection, so the nearest 4n are fetched and
+        checked against the catalog; only when too few pass is every passing id listed
+        for FAISS to search among (on 100k items a folder filter took 35 to 85 ms that way
+        every time)."""
         index = indexes.get(space, modality)
         if index is None or index.ntotal == 0:
             return []
+        filters = q.filters()
+        if not filters:
+            scores, ids = index.search(vector, n)
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0])]
+        scores, ids = index.search(vector, 4 * n)
+        passing = self.catalog.passing_filters(ids[0].tolist(), **filters)
+        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if int(i) in passing]
+        if len(hits) >= n or len(ids[0]) >= index.ntotal:
+            return hits[:n]
+        allowed = self.catalog.filtered_item_ids(space, modality, **filters)
         scores, ids = index.search(vector, n, allowed=allowed)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0])]
-
-    def _allowed(self, q: Query, space: str, modality: str) -> np.ndarray | None:
-        if not (q.kind or q.path_prefix or q.taken_after or q.taken_before):
-            return None
-        return self.catalog.filtered_item_ids(space, modality, kind=q.kind, path_prefix=q.path_prefix,
-                                              taken_after=q.taken_after, taken_before=q.taken_before)
 
     def search(self, q: Query) -> SearchResult:
         q.validate()
@@ -393,26 +409,24 @@ class SearchEngine:
         text_ids: list[int] = []
         cosine: dict[int, float] = {}
         if q.mode in ("text-image", "text-all", "image-image", "image-all") and image_wanted:
-            for item_id, score in self._dense(indexes, "clip", "image", query_vec["clip"], n,
-                                              self._allowed(q, "clip", "image")):
+            for item_id, score in self._dense(indexes, "clip", "image", query_vec["clip"], n, q):
                 image_ids.append(item_id)
                 cosine[item_id] = score
         if q.mode in ("text-text", "text-all") and text_wanted:
-            allowed = self._allowed(q, "text", "text")
-            dense = self._dense(indexes, "text", "text", query_vec["text"], n, allowed)
+            dense = self._dense(indexes, "text", "text", query_vec["text"], n, q)
             for item_id, score in dense:
                 cosine[item_id] = score
-            allowed_set = None if allowed is None else set(allowed.tolist())
-            keyword = [(i, s) for i, s in (catalog.bm25(q.text, n) if q.text else [])
-                       if allowed_set is None or i in allowed_set]
+            keyword = catalog.bm25(q.text, 4 * n if q.filters() else n) if q.text else []
+            if q.filters():
+                passing = catalog.passing_filters([i for i, _ in keyword], **q.filters())
+                keyword = [(i, s) for i, s in keyword if i in passing][:n]
             missing = [i for i, _ in keyword if i not in cosine]
             if missing:
                 for item_id, vec in catalog.get_vectors(missing).items():
                     cosine[item_id] = float(np.dot(vec, query_vec["text"]))
             text_ids = [i for i, _ in rrf([[i for i, _ in dense], [i for i, _ in keyword]])]
         if q.mode in ("image-text", "image-all") and text_wanted:
-            for item_id, score in self._dense(indexes, "clip", "text", query_vec["clip"], n,
-                                              self._allowed(q, "clip", "text")):
+            for item_id, score in self._dense(indexes, "clip", "text", query_vec["clip"], n, q):
                 text_ids.append(item_id)
                 cosine[item_id] = score
         timings["search_ms"] = (time.perf_counter() - t1) * 1000

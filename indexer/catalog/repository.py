@@ -172,6 +172,24 @@ class Catalog:
         with self.engine.begin() as conn:
             self._set_meta(conn, key, value)
 
+    #: statistics for SQLite's query planner are gathered from this many items on, and again
+    #: whenever the count has doubled or halved since
+    statistics_min_items = 1000
+
+    def refresh_statistics(self) -> bool:
+        """ANALYZE documents and items when their size has changed enough. Without
+        statistics SQLite walks every item of a space to apply a folder or date filter
+        (31 ms at 100k items) instead of the path or date index (1.2 ms)."""
+        n = self.count_items()
+        last = int(self.get_meta("analyzed_items", "0"))
+        if n < self.statistics_min_items or (last and last / 2 <= n <= last * 2):
+            return False
+        with self.engine.begin() as conn:
+            conn.execute(text("ANALYZE documents"))
+            conn.execute(text("ANALYZE items"))
+            self._set_meta(conn, "analyzed_items", str(n))
+        return True
+
     @property
     def generation(self) -> int:
         return int(self.get_meta("generation", "0"))
@@ -355,21 +373,44 @@ class Catalog:
     def item(self, item_id: int) -> ItemRecord | None:
         return self.items([item_id]).get(int(item_id))
 
-    def filtered_item_ids(self, space: str, modality: str, *, kind: str | None = None,
-                          path_prefix: str | None = None, taken_after: str | None = None,
-                          taken_before: str | None = None) -> np.ndarray:
-        q = (select(Item.id).join(Document, Document.id == Item.document_id)
-             .where(Item.space == space, Item.modality == modality))
+    @staticmethod
+    def _filtered(q, kind: str | None, path_prefix: str | None, taken_after: str | None,
+                  taken_before: str | None):
         if kind:
             q = q.where(Document.kind == kind)
         if path_prefix:
-            q = q.where(func.substr(Document.path, 1, len(path_prefix)) == path_prefix)
+            # a range on the indexed path finds the rows; substr keeps it exact
+            q = q.where(Document.path >= path_prefix, Document.path < path_prefix + "\U0010ffff",
+                        func.substr(Document.path, 1, len(path_prefix)) == path_prefix)
         if taken_after:
             q = q.where(Document.taken_at >= taken_after)
         if taken_before:
             q = q.where(Document.taken_at <= taken_before)
+        return q
+
+    def filtered_item_ids(self, space: str, modality: str, *, kind: str | None = None,
+                          path_prefix: str | None = None, taken_after: str | None = None,
+                          taken_before: str | None = None) -> np.ndarray:
+        """Every item of a space whose document passes the filters."""
+        q = self._filtered(select(Item.id).join(Document, Document.id == Item.document_id)
+                           .where(Item.space == space, Item.modality == modality),
+                           kind, path_prefix, taken_after, taken_before)
         with self.engine.connect() as conn:
             return np.asarray(conn.execute(q).scalars().all(), dtype=np.int64)
+
+    def passing_filters(self, item_ids: Sequence[int], *, kind: str | None = None,
+                        path_prefix: str | None = None, taken_after: str | None = None,
+                        taken_before: str | None = None) -> set[int]:
+        """Those of ``item_ids`` whose document passes the filters (cheap for a few thousand)."""
+        ids = [int(i) for i in item_ids]
+        out: set[int] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                q = self._filtered(select(Item.id).join(Document, Document.id == Item.document_id)
+                                   .where(Item.id.in_(ids[start:start + 500])),
+                                   kind, path_prefix, taken_after, taken_before)
+                out.update(conn.execute(q).scalars().all())
+        return out
 
     def bm25(self, query: str, limit: int) -> list[tuple[int, float]]:
         """(item id, score) best first, from SQLite FTS5; higher score is better."""

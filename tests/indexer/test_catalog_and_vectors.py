@@ -147,6 +147,24 @@ def test_bm25_leaves_out_stop_words_once_they_are_common(catalog):
     assert "/a.md" in found("what does the heat pump do")
 
 
+def test_planner_statistics_follow_the_collections_size(catalog):
+    from sqlalchemy import text
+
+    catalog.statistics_min_items = 20
+    catalog.write_batch([doc(f"/a/{i}.md", n_passages=1) for i in range(8)])  # 16 items
+    assert not catalog.refresh_statistics()  # too small to matter
+    catalog.write_batch([doc(f"/b/{i}.md", n_passages=1) for i in range(8)])  # 32
+    assert catalog.refresh_statistics()
+    with catalog.engine.connect() as conn:
+        tables = {row[0] for row in conn.execute(text("SELECT tbl FROM sqlite_stat1"))}
+    assert {"documents", "items"} <= tables
+    catalog.write_batch([doc(f"/c/{i}.md", n_passages=1) for i in range(8)])  # 48: not yet doubled
+    assert not catalog.refresh_statistics()
+    catalog.write_batch([doc(f"/d/{i}.md", n_passages=1) for i in range(16)])  # 80
+    assert catalog.refresh_statistics()
+    assert len(catalog.filtered_item_ids("text", "text", path_prefix="/b/")) == 8
+
+
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = normalize(rng.normal(size=(50, dim)))
