@@ -9,6 +9,7 @@ commit and its publish), the indexes are rebuilt from the vectors in SQLite.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import threading
@@ -140,7 +141,13 @@ class VectorIndex:
         k = max(1, min(k, self.ntotal))
         selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
         if self.is_ivf:
-            params = faiss.SearchParametersIVF(nprobe=int(self.info.get("nprobe") or 1))
+            nprobe = int(self.info.get("nprobe") or 1)
+            if selector is not None:
+                # A filter that keeps a share f of the vectors keeps f of the candidates in
+                # the probed lists: probing nprobe / f lists keeps the recall it was tuned for.
+                nlist = faiss.extract_index_ivf(self.index).nlist
+                nprobe = min(nlist, math.ceil(nprobe * self.ntotal / len(allowed)))
+            params = faiss.SearchParametersIVF(nprobe=nprobe)
             if selector is not None:
                 params.sel = selector
         else:
