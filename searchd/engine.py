@@ -202,8 +202,6 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
-
-
 def make_snippet(passage: str, terms: list[str], width: int = 240) -> str:
     """HTML-escaped excerpt around the first matched term, matches wrapped in <mark>."""
     terms = [t for t in terms if t not in STOP_WORDS]
@@ -416,9 +414,10 @@ class SearchEngine:
             dense = self._dense(indexes, "text", "text", query_vec["text"], n, q)
             for item_id, score in dense:
                 cosine[item_id] = score
-            keyword = catalog.bm25(q.text, 4 * n if q.filters() else n) if q.text else []
-            if q.filters():
-                passing = catalog.passing_filters([i for i, _ in keyword], **q.filters())
+            filters = q.filters()  # keywords are checked after the search, from a longer list
+            keyword = catalog.bm25(q.text, 4 * n if filters else n) if q.text else []
+            if filters:
+                passing = catalog.passing_filters([i for i, _ in keyword], **filters)
                 keyword = [(i, s) for i, s in keyword if i in passing][:n]
             missing = [i for i, _ in keyword if i not in cosine]
             if missing:
