@@ -140,3 +140,13 @@ def create_app(settings: Settings, engine: SearchEngine | None = None, *, warm: 
                                      log_exceptions="always"),
         debug=False,
     )
+
+
+def app_from_env() -> Litestar:
+    """The app of one `searchd serve --processes N` worker, configured by ``SEARCHD_*``
+    variables; it loads the models and maps the indexes before it accepts requests."""
+    from searchd.cli_common import quiet_libraries
+    from searchd.settings import load_settings
+
+    quiet_libraries()
+    return create_app(load_settings())

@@ -17,7 +17,7 @@ import click
 from indexer.errors import BadRequestError, NotIndexedError
 from searchd.cli_common import setting_help, quiet_libraries, common_options, handle_errors, settings_from
 from searchd.cli_ask import ask
-from searchd.settings import Settings, describe_settings
+from searchd.settings import Settings, describe_settings, settings_env
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="searchd")
@@ -274,6 +274,7 @@ def verify(repair, **overrides):
 @common_options
 @click.option("--host", help=setting_help("host"))
 @click.option("--port", type=int, help=setting_help("port"))
+@click.option("--processes", type=int, help=setting_help("processes"))
 @handle_errors
 def serve(**overrides):
     """Serve the search page and the JSON API."""
@@ -288,8 +289,17 @@ def serve(**overrides):
     # and exit code, not a traceback from inside the server's start-up.
     engine = create_search_engine(settings)
     engine.warm_up()
+    click.echo(f"searchd serving {settings.data_dir} on http://{settings.host}:{settings.port}"
+               + (f" with {settings.processes} processes" if settings.processes > 1 else ""), err=True)
+    if settings.processes > 1:
+        # uvicorn's supervisor replaces this process (and the models it loaded); each
+        # worker rebuilds the settings from the environment and loads its own models.
+        engine.close()
+        os.execve(sys.executable, [
+            sys.executable, "-m", "uvicorn", "searchd.app:app_from_env", "--factory",
+            "--workers", str(settings.processes), "--host", settings.host, "--port", str(settings.port),
+            "--log-level", "warning", "--no-access-log"], {**os.environ, **settings_env(settings)})
     app = create_app(settings, engine, warm=False)
-    click.echo(f"searchd serving {settings.data_dir} on http://{settings.host}:{settings.port}", err=True)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     finally:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
@@ -80,3 +81,44 @@ def test_queries_keep_succeeding_while_another_process_reindexes(demo_index_copy
     finally:
         stop.set()
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _maps_index(pid: int, index_file: Path) -> bool:
+    try:
+        return str(index_file) in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def test_several_processes_answer_and_share_the_mapped_indexes(demo_index):
+    index_file = demo_index / "indexes" / "clip-image.faiss"
+    server = ServerProcess(demo_index, extra_args=("--processes", "2"))
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while time.monotonic() < deadline:  # each worker maps the index once it has warmed up
+            workers = [pid for pid in _children(server.proc.pid) if _maps_index(pid, index_file)]
+            if len(workers) == 2:
+                break
+            time.sleep(0.5)
+        assert len(workers) == 2, "two worker processes should map the same index file"
+        for i in range(8):
+            hits = httpx.get(server.url + "/api/search", params={"q": f"a red circle {i}", "mode": "text-image",
+                                                                  "k": 3}).json()["hits"]
+            assert "red-circle" in hits[0]["path"]
+    finally:
+        server.stop()
+    time.sleep(1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "the workers end with the server"

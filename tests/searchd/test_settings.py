@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import BadRequestError
-from searchd.settings import describe_settings, load_settings
+from searchd.settings import describe_settings, load_settings, settings_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -21,10 +21,18 @@ def test_flags_override_environment_override_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("env", [{"SEARCHD_BATCH_SIZE": "many"}, {"SEARCHD_MODELS": "huge"},
-                                 {"SEARCHD_OFFLINE": "perhaps"}, {"SEARCHD_BATCH_SIZE": "0"}])
+                                 {"SEARCHD_OFFLINE": "perhaps"}, {"SEARCHD_BATCH_SIZE": "0"},
+                                 {"SEARCHD_PROCESSES": "0"}])
 def test_bad_values_are_clear_errors(env):
     with pytest.raises(BadRequestError):
         load_settings({}, environ=env)
+
+
+def test_settings_survive_the_trip_through_the_environment(tmp_path):
+    """`serve --processes N` hands its settings to the workers as SEARCHD_* variables."""
+    s = load_settings({"data_dir": tmp_path, "exclude": ("*.tmp", "*/x/*"), "offline": True, "port": 8123,
+                       "max_upload_mb": 2.5, "api_key": "k"}, environ={})
+    assert load_settings({}, environ=settings_env(s)) == s
 
 
 def test_every_setting_is_documented_in_the_readme():
