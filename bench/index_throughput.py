@@ -51,7 +51,7 @@ class NoText:
         from indexer.encoders import ModelIdentity
         return ModelIdentity("none", "", "", 1)
 
-    def encode_texts(self, texts):
+    def encode_passages(self, texts):
         raise AssertionError("no text in this benchmark")
 
 

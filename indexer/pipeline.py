@@ -43,7 +43,7 @@ class ImageEncoder(Protocol):
 
 
 class TextEncoder(Protocol):
-    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+    def encode_passages(self, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -342,7 +342,8 @@ class Indexer:
         if to_encode_texts:
             passages = [text for _, p in to_encode_texts for text in p.passages]
             clip_vectors = self.clip.encode_texts(passages)
-            text_vectors = self.text.encode_texts(passages)
+            # passage form: e5-style models embed what is indexed with their passage prefix
+            text_vectors = self.text.encode_passages(passages)
             row = 0
             for slot, prepared in to_encode_texts:
                 items = []

@@ -1,4 +1,4 @@
-"""`searchd index | search | status | verify | remove | serve | ask`.
+"""`searchd index | search | status | verify | remove | eval | serve | ask`.
 
 The edge: builds Settings from flags and SEARCHD_* variables, wires the
 library, prints, and turns library errors into a message and an exit code.
@@ -216,7 +216,11 @@ def status(as_json, **overrides):
     click.echo(f"data dir     {out['data_dir']}" + ("" if out["indexed"] else "  (nothing indexed yet)"))
     for space, identity in out["models"].items():
         if identity:
-            click.echo(f"model {space:<6} {identity['name']} {identity['pretrained']} ({identity['dim']}-d)")
+            # catalogs stamped before languages were recorded have none to show
+            languages = identity.get("languages") or []
+            spoken = f", languages: {', '.join(languages)}" if languages else ""
+            tag = f" {identity['pretrained']}" if identity["pretrained"] else ""
+            click.echo(f"model {space:<6} {identity['name']}{tag} ({identity['dim']}-d{spoken})")
     docs = out["documents"]
     click.echo(f"documents    {docs['image']} images, {docs['text']} text")
     click.echo(f"items        {out['items']}  " + ", ".join(f"{k}: {v}" for k, v in out["items_by_index"].items()))
@@ -268,6 +272,54 @@ def verify(repair, **overrides):
     click.echo(f"ok: catalog and indexes agree ({sum(counts['items'].values())} items)")
 
 
+# --- eval -------------------------------------------------------------------------------
+
+@cli.command("eval")
+@click.argument("judgements", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@common_options
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder the judged paths are relative to (default: each file's root header, "
+                   "else the file's own folder).")
+@click.option("--fusion", type=click.Choice(["calibrated", "rrf"]), default="calibrated", show_default=True,
+              help="How result lists from different spaces merge.")
+@click.option("-k", "ks", default="1,5,10", show_default=True, help="Cut-offs for recall@k, comma-separated.")
+@click.option("--weak", is_flag=True, help="Also count hits below the relevance floor.")
+@click.option("--queries", "show_queries", is_flag=True,
+              help="Also list every query with the ranks of its relevant files.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the groups and every query's figures.")
+@handle_errors
+def eval_cmd(judgements, root, fusion, ks, weak, show_queries, as_json, **overrides):
+    """Measure relevance against JUDGEMENTS files (JSON Lines; see searchd/eval.py):
+    recall@k, MRR, nDCG@10 and empty@10 per mode and language."""
+    from searchd import eval as evaluation
+    from searchd.engine import MAX_K, create_search_engine
+
+    try:
+        cutoffs = sorted({int(k) for k in ks.split(",") if k.strip()})
+    except ValueError:
+        raise BadRequestError(f"-k takes whole numbers separated by commas, not {ks!r}") from None
+    if not cutoffs or not all(1 <= k < MAX_K for k in cutoffs):
+        raise BadRequestError(f"-k cut-offs must be between 1 and {MAX_K - 1}")
+    # a bad file fails here, before any model loads
+    sets = [evaluation.load_judgements(path, root) for path in judgements]
+    quiet_libraries()
+    engine = create_search_engine(settings_from(**overrides))
+    try:
+        engine.warm_up()  # so no query's time includes loading the models
+        outcomes = evaluation.run_judgements(engine, sets, fusion=fusion, ks=cutoffs, weak=weak)
+    finally:
+        engine.close()
+    if as_json:
+        click.echo(json.dumps(evaluation.report(outcomes, fusion=fusion, ks=cutoffs, sets=sets),
+                              ensure_ascii=False))
+        return
+    if show_queries:
+        click.echo(evaluation.format_queries(outcomes) + "\n")
+    click.echo(evaluation.format_table(evaluation.summarize(outcomes, cutoffs), cutoffs))
+    click.echo(f"({len(outcomes)} queries from {len(sets)} file(s), fusion {fusion}; n: queries with "
+               f"relevant files, none: queries scored by empty@{evaluation.PAGE})", err=True)
+
+
 # --- serve ------------------------------------------------------------------------------
 
 @cli.command()
@@ -282,6 +334,7 @@ def serve(**overrides):
 
     from searchd.app import create_app
     from searchd.engine import create_search_engine
+    from searchd.http_protocol import Utf8TargetProtocol
 
     quiet_libraries()
     settings = settings_from(**overrides)
@@ -298,10 +351,14 @@ def serve(**overrides):
         os.execve(sys.executable, [
             sys.executable, "-m", "uvicorn", "searchd.app:app_from_env", "--factory",
             "--workers", str(settings.processes), "--host", settings.host, "--port", str(settings.port),
+            "--http", "searchd.http_protocol:Utf8TargetProtocol",  # raw UTF-8 URLs, as below
             "--log-level", "warning", "--no-access-log"], {**os.environ, **settings_env(settings)})
     app = create_app(settings, engine, warm=False)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        # Utf8TargetProtocol: `curl '.../api/search?q=语言模型'` (raw UTF-8, not %-encoded) is
+        # answered instead of refused with 400 by the HTTP parser
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                    http=Utf8TargetProtocol)
     finally:
         engine.close()
 

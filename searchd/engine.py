@@ -28,6 +28,8 @@ from indexer.encoders.sbert import SbertEncoder
 from indexer.errors import BadRequestError, NotFoundError, NotIndexedError, SkipFile, UnsupportedMediaError
 from indexer.extract import ExtractOptions, open_image
 from indexer.vectors import IndexSet
+from searchd import ranking
+from searchd.snippets import make_snippet, query_terms  # noqa: F401 (query_terms: re-exported)
 
 MODES = ("text-image", "text-text", "text-all", "image-image", "image-text", "image-all")
 TEXT_MODES = MODES[:3]
@@ -36,6 +38,8 @@ MAX_K = 200
 MAX_OFFSET = 10_000
 MAX_QUERY_CHARS = 1000
 RRF_K = 60
+#: near-duplicates are looked for among this many image hits (a page never reaches further)
+MAX_COLLAPSE = 400
 
 
 @dataclass
@@ -52,6 +56,9 @@ class Query:
     taken_after: str | None = None
     taken_before: str | None = None
     sort: str = "relevance"
+    weak: bool = False              # also return hits below the relevance floor (marked weak)
+    collapse: bool = True           # fold near-duplicate images into one hit with its copies
+    fusion: str = "calibrated"      # how lists from different spaces merge: calibrated or rrf
 
     def filters(self) -> dict[str, str]:
         """The filters on documents that are set, as keyword arguments for the catalog."""
@@ -84,14 +91,18 @@ class Hit:
     id: int
     kind: str
     path: str
-    score: float
+    score: float                    # calibrated relevance in [0, 1], the same scale for every kind
     snippet: str
     document_id: int
+    cosine: float = 0.0             # the raw cosine in the hit's own space
+    weak: bool = False              # below the relevance floor (only returned when asked for)
     record: ItemRecord | None = None
+    copies: list[tuple[int, str]] = field(default_factory=list)  # near-duplicates folded into it
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "path": self.path, "score": round(float(self.score), 6),
-                "snippet": self.snippet}
+                "cosine": round(float(self.cosine), 6), "weak": self.weak, "snippet": self.snippet,
+                "copies": [{"id": i, "path": p} for i, p in self.copies]}
 
 
 @dataclass
@@ -102,10 +113,13 @@ class SearchResult:
     hits: list[Hit]
     next_offset: int | None
     timings: dict[str, float] = field(default_factory=dict)
+    weak_hidden: int = 0            # hits below the relevance floor that were left out
+    notice: str | None = None       # something the person should know about these results
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "mode": self.mode, "took_ms": round(self.took_ms, 2),
-                "hits": [h.to_dict() for h in self.hits], "next_offset": self.next_offset}
+                "hits": [h.to_dict() for h in self.hits], "next_offset": self.next_offset,
+                "weak_hidden": self.weak_hidden, "notice": self.notice}
 
 
 class _LRU:
@@ -192,42 +206,6 @@ class QueryBatcher:
         return slot.vector
 
 
-def query_terms(text: str) -> list[str]:
-    terms = []
-    for token in re.findall(r"\w+", text.lower()):
-        if re.fullmatch(r"[\u2e80-\u9fff]+", token):
-            terms.extend(token)  # CJK: each character is a term
-        elif len(token) > 1 or token.isdigit():
-            terms.append(token)
-    return list(dict.fromkeys(terms))
-
-
-def make_snippet(passage: str, terms: list[str], width: int = 240) -> str:
-    """HTML-escaped excerpt around the first matched term, matches wrapped in <mark>."""
-    terms = [t for t in terms if t not in STOP_WORDS]
-    lowered = passage.lower()
-    first = min((lowered.find(t) for t in terms if t in lowered), default=-1)
-    start = 0 if first < 0 or len(passage) <= width else max(0, min(first - width // 3, len(passage) - width))
-    excerpt = passage[start:start + width]
-    prefix = "…" if start > 0 else ""
-    suffix = "…" if start + width < len(passage) else ""
-    if not terms:
-        return prefix + html.escape(excerpt) + suffix
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
-    out, last = [], 0
-    for m in pattern.finditer(excerpt):
-        if re.fullmatch(r"\w+", m.group(0)) and not re.fullmatch(r"[\u2e80-\u9fff]+", m.group(0)):
-            before = excerpt[m.start() - 1] if m.start() else " "
-            after = excerpt[m.end()] if m.end() < len(excerpt) else " "
-            if before.isalnum() or after.isalnum():
-                continue  # inside a longer word
-        out.append(html.escape(excerpt[last:m.start()]))
-        out.append(f"<mark>{html.escape(m.group(0))}</mark>")
-        last = m.end()
-    out.append(html.escape(excerpt[last:]))
-    return prefix + "".join(out) + suffix
-
-
 def rrf(lists: list[list[int]]) -> list[tuple[int, float]]:
     """Reciprocal rank fusion of ranked id lists -> (id, fused score) best first."""
     scores: dict[int, float] = {}
@@ -253,7 +231,9 @@ class SearchEngine:
         self._swap_lock = threading.Lock()
         self._cache = _LRU(cache_size)
         self._models_checked = False
-        self._batchers = {"clip": QueryBatcher(clip.encode_texts), "text": QueryBatcher(text.encode_texts)}
+        self._samples = ranking.BackgroundSamples()
+        self._phashes = ranking.PerceptualHashes(data_dir.thumb_path)
+        self._batchers = {"clip": QueryBatcher(clip.encode_texts), "text": QueryBatcher(text.encode_queries)}
         # One query searches on one thread: OpenMP teams cost more than they save for a
         # single vector (measured: 1.5 ms vs 21 ms per flat query on a busy 2-core box);
         # concurrent requests run in parallel threads instead.
@@ -301,7 +281,7 @@ class SearchEngine:
         self.text.load()
         self.clip.encode_texts(["warm up"])
         self.clip.encode_pixels(np.zeros((1, self.clip.image_size, self.clip.image_size, 3), np.uint8))
-        self.text.encode_texts(["warm up"])
+        self.text.encode_queries(["warm up"])
         if self.data_dir.exists():
             self._check_models()
             self.refresh()
@@ -384,8 +364,66 @@ class SearchEngine:
         text_wanted = q.kind in (None, "text")
 
         t0 = time.perf_counter()
-        query_vec: dict[str, np.ndarray] = {}
+        query_vec = self._query_vectors(q)
+        timings["encode_ms"] = (time.perf_counter() - t0) * 1000
+
+        t1 = time.perf_counter()
+        cosine: dict[int, float] = {}
+        z: dict[int, float] = {}
+        image_ids: list[int] = []
+        text_lists: list[list[int]] = []   # ranked lists of passages, fused by RRF when asked
+        bm25: dict[int, float] = {}
+        if q.mode in ("text-image", "text-all", "image-image", "image-all") and image_wanted:
+            image_ids = self._scored(indexes, "clip", "image", query_vec["clip"], n, q, cosine, z)
+        if q.mode in ("text-text", "text-all") and text_wanted:
+            text_lists, bm25 = self._hybrid_text(indexes, query_vec["text"], n, q, cosine, z)
+        if q.mode in ("image-text", "image-all") and text_wanted:
+            text_lists = [self._scored(indexes, "clip", "text", query_vec["clip"], n, q, cosine, z)]
+        timings["search_ms"] = (time.perf_counter() - t1) * 1000
+
+        t2 = time.perf_counter()
+        text_ids = list(dict.fromkeys(i for ranked in text_lists for i in ranked))
+        records = catalog.items(image_ids + text_ids)  # items deleted since publish drop out here
+        if q.mode in ("text-text", "text-all") and q.text:
+            self._add_keyword_evidence(q.text, [i for i in text_ids if i in records], records, bm25, z)
+        order = self._fuse(q, image_ids, text_lists, records, z)
+        if q.item_id is not None:  # "similar to this item" should not return the item itself
+            source = catalog.item(q.item_id)
+            order = [i for i in order if source is None or records[i].document_id != source.document_id]
+        score = {i: ranking.relevance(z[i]) for i in order}
+        passing = [i for i in order if q.min_score is None or score[i] >= q.min_score]
+        strong = [i for i in passing if z[i] >= ranking.Z_FLOOR]
+        weak = [i for i in passing if z[i] < ranking.Z_FLOOR]
+        copies = self._collapse(strong + weak, records) if q.collapse else {}
+        if copies:
+            folded = {c for group in copies.values() for c in group}
+            strong = [i for i in strong if i not in folded]
+            weak = [i for i in weak if i not in folded]
+        if q.sort == "date":  # newest first among the relevant; weaker ones stay behind them
+            strong.sort(key=lambda i: records[i].taken_at or _iso(records[i].mtime_ns), reverse=True)
+        order = strong + weak if q.weak else strong
+        weak_hidden = 0 if q.weak else len(weak)
+        page = order[q.offset:q.offset + q.k]
+        terms = query_terms(q.text) if q.text else []
+        hits = []
+        for item_id in page:
+            rec = records[item_id]
+            snippet = make_snippet(rec.text or "", terms) if rec.kind == "text" else ""
+            hits.append(Hit(id=item_id, kind=rec.kind, path=rec.path, score=score[item_id],
+                            cosine=cosine.get(item_id, 0.0), snippet=snippet, document_id=rec.document_id,
+                            weak=z[item_id] < ranking.Z_FLOOR, record=rec,
+                            copies=[(c, records[c].path) for c in copies.get(item_id, [])]))
+        timings["fetch_ms"] = (time.perf_counter() - t2) * 1000
+        next_offset = q.offset + q.k if len(order) > q.offset + q.k else None
+        label = q.text if q.text is not None else (f"item:{q.item_id}" if q.item_id is not None else "image")
+        return SearchResult(query=label, mode=q.mode, took_ms=(time.perf_counter() - started) * 1000,
+                            hits=hits, next_offset=next_offset, timings=timings, weak_hidden=weak_hidden,
+                            notice=self._notice(q))
+
+    def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
+        catalog = self.catalog
         spaces = {"text-image": ("clip",), "text-text": ("text",), "text-all": ("clip", "text")}.get(q.mode, ("clip",))
+        query_vec: dict[str, np.ndarray] = {}
         if q.item_id is not None:  # "more like this": the item's own stored vectors, no model
             if catalog.item(q.item_id) is None:
                 raise NotFoundError(f"no item {q.item_id}")
@@ -400,64 +438,67 @@ class SearchEngine:
                 query_vec[space] = self.encode_text(space, q.text)
         else:
             query_vec["clip"] = self.encode_image(q.image)
-        timings["encode_ms"] = (time.perf_counter() - t0) * 1000
+        return query_vec
 
-        t1 = time.perf_counter()
-        image_ids: list[int] = []
-        text_ids: list[int] = []
-        cosine: dict[int, float] = {}
-        if q.mode in ("text-image", "text-all", "image-image", "image-all") and image_wanted:
-            for item_id, score in self._dense(indexes, "clip", "image", query_vec["clip"], n, q):
-                image_ids.append(item_id)
-                cosine[item_id] = score
-        if q.mode in ("text-text", "text-all") and text_wanted:
-            dense = self._dense(indexes, "text", "text", query_vec["text"], n, q)
-            for item_id, score in dense:
-                cosine[item_id] = score
-            filters = q.filters()  # keywords are checked after the search, from a longer list
-            keyword = catalog.bm25(q.text, 4 * n if filters else n) if q.text else []
-            if filters:
-                passing = catalog.passing_filters([i for i, _ in keyword], **filters)
-                keyword = [(i, s) for i, s in keyword if i in passing][:n]
-            missing = [i for i, _ in keyword if i not in cosine]
-            if missing:
-                for item_id, vec in catalog.get_vectors(missing).items():
-                    cosine[item_id] = float(np.dot(vec, query_vec["text"]))
-            text_ids = [i for i, _ in rrf([[i for i, _ in dense], [i for i, _ in keyword]])]
-        if q.mode in ("image-text", "image-all") and text_wanted:
-            for item_id, score in self._dense(indexes, "clip", "text", query_vec["clip"], n, q):
-                text_ids.append(item_id)
-                cosine[item_id] = score
-        timings["search_ms"] = (time.perf_counter() - t1) * 1000
+    def _background(self, q: Query, space: str, modality: str, vector: np.ndarray) -> ranking.Background:
+        query_modality = "image" if q.mode in IMAGE_MODES else "text"
+        return self._samples.background(self.catalog, self._generation, space, modality, query_modality, vector)
 
-        t2 = time.perf_counter()
-        records = catalog.items(image_ids + text_ids)  # items deleted since publish drop out here
-        text_ids = self._best_per_document(text_ids, records)
+    def _scored(self, indexes: IndexSet, space: str, modality: str, vector: np.ndarray, n: int, q: Query,
+                cosine: dict[int, float], z: dict[int, float]) -> list[int]:
+        """The nearest items of one index, best first, their cosines and z-scores recorded."""
+        hits = self._dense(indexes, space, modality, vector, n, q)
+        background = self._background(q, space, modality, vector)
+        for item_id, score in hits:
+            cosine[item_id] = score
+            z[item_id] = background.z(score)
+        return [i for i, _ in hits]
+
+    def _hybrid_text(self, indexes: IndexSet, vector: np.ndarray, n: int, q: Query,
+                     cosine: dict[int, float], z: dict[int, float]) -> tuple[list[list[int]], dict[int, float]]:
+        """Passages by meaning and by keywords: ([dense ids, keyword ids], BM25 scores), best first.
+
+        Keyword-only passages get their cosine from their stored vector, so every passage
+        is judged by meaning first; keyword evidence is added once the texts are at hand."""
+        catalog = self.catalog
+        dense = self._scored(indexes, "text", "text", vector, n, q, cosine, z)
+        filters = q.filters()  # keywords are checked after the search, from a longer list
+        keyword = catalog.bm25(q.text, 4 * n if filters else n) if q.text else []
+        if filters:
+            passing = catalog.passing_filters([i for i, _ in keyword], **filters)
+            keyword = [(i, s) for i, s in keyword if i in passing][:n]
+        missing = [i for i, _ in keyword if i not in cosine]
+        if missing:
+            background = self._background(q, "text", "text", vector)
+            for item_id, vec in catalog.get_vectors(missing).items():
+                cosine[item_id] = float(np.dot(vec, vector))
+                z[item_id] = background.z(cosine[item_id])
+        return [dense, [i for i, _ in keyword if i in z]], dict(keyword)
+
+    @staticmethod
+    def _add_keyword_evidence(query: str, ids: list[int], records: dict[int, ItemRecord],
+                              bm25: dict[int, float], z: dict[int, float]) -> None:
+        terms = [t for t in query_terms(query) if t not in STOP_WORDS]
+        best = max((bm25.get(i, 0.0) for i in ids), default=0.0)
+        for i in ids:
+            rec = records[i]
+            text_ = rec.text or ""
+            title = " ".join(filter(None, (rec.title, re.sub(r"[-_.]+", " ", rec.path.rsplit("/", 1)[-1]))))
+            z[i] += ranking.keyword_bonus(bm25.get(i, 0.0), best, ranking.term_coverage(terms, text_),
+                                          ranking.has_phrase(query, text_), ranking.term_coverage(terms, title))
+
+    def _fuse(self, q: Query, image_ids: list[int], text_lists: list[list[int]],
+              records: dict[int, ItemRecord], z: dict[int, float]) -> list[int]:
+        """One ranked list: by calibrated score, or (for comparison) by reciprocal rank."""
         image_ids = [i for i in image_ids if i in records]
-        if q.mode in ("text-all", "image-all"):
-            order = [i for i, _ in rrf([image_ids, text_ids])]
-        else:
-            order = image_ids or text_ids
-        if q.item_id is not None:  # "similar to this item" should not return the item itself
-            source = catalog.item(q.item_id)
-            order = [i for i in order if source is None or records[i].document_id != source.document_id]
-        if q.min_score is not None:
-            order = [i for i in order if cosine.get(i, 0.0) >= q.min_score]
-        if q.sort == "date":
-            order.sort(key=lambda i: records[i].taken_at or _iso(records[i].mtime_ns), reverse=True)
-        page = order[q.offset:q.offset + q.k]
-        terms = query_terms(q.text) if q.text else []
-        hits = []
-        for item_id in page:
-            rec = records[item_id]
-            snippet = make_snippet(rec.text or "", terms) if rec.kind == "text" else ""
-            hits.append(Hit(id=item_id, kind=rec.kind, path=rec.path, score=cosine.get(item_id, 0.0),
-                            snippet=snippet, document_id=rec.document_id, record=rec))
-        timings["fetch_ms"] = (time.perf_counter() - t2) * 1000
-        next_offset = q.offset + q.k if len(order) > q.offset + q.k else None
-        label = q.text if q.text is not None else (f"item:{q.item_id}" if q.item_id is not None else "image")
-        return SearchResult(query=label, mode=q.mode, took_ms=(time.perf_counter() - started) * 1000,
-                            hits=hits, next_offset=next_offset, timings=timings)
+        text_lists = [[i for i in ranked if i in records] for ranked in text_lists]
+        if q.fusion == "rrf":
+            texts = [i for i, _ in rrf(text_lists)] if len(text_lists) > 1 else (text_lists or [[]])[0]
+            texts = self._best_per_document(texts, records)
+            return [i for i, _ in rrf([image_ids, texts])] if image_ids and texts else image_ids or texts
+        texts = sorted({i for ranked in text_lists for i in ranked}, key=lambda i: -z[i])
+        texts = self._best_per_document(texts, records)
+        return sorted(image_ids + texts, key=lambda i: -z[i])
 
     @staticmethod
     def _best_per_document(ids: list[int], records: dict[int, ItemRecord]) -> list[int]:
@@ -470,6 +511,28 @@ class SearchEngine:
             seen.add(rec.document_id)
             out.append(i)
         return out
+
+    def _collapse(self, order: list[int], records: dict[int, ItemRecord]) -> dict[int, list[int]]:
+        """Near-duplicate images among the hits that can reach a page: {kept: [copies]}."""
+        images = [i for i in order if records[i].kind == "image"][:MAX_COLLAPSE]
+        if len(images) < 2:
+            return {}
+        vectors = self.catalog.get_vectors(images)
+        groups = ranking.duplicate_groups(images, {i: records[i].content_hash for i in images}, vectors,
+                                          self._phashes.get)
+        return {k: v for k, v in groups.items() if v}
+
+    def _notice(self, q: Query) -> str | None:
+        """Say so when images are searched with words the CLIP model does not read."""
+        if q.mode not in ("text-image", "text-all") or not q.text or q.kind == "text":
+            return None
+        if not re.search(r"[\u2e80-\u9fff\uf900-\ufaff]", q.text):
+            return None
+        languages = getattr(self.clip.identity, "languages", None) or []
+        if not languages or "zh" in languages or "multilingual" in languages:
+            return None
+        return ("The image model reads English only: images are found through the passages and "
+                "file names that match this query.")
 
     # -- items and status ----------------------------------------------------------
 

@@ -35,7 +35,8 @@ class Settings:
     data_dir: Path = _setting(None, "Where the catalog, FAISS indexes and thumbnails live "
                               "(default: the per-user data folder, e.g. ~/.local/share/searchd).")
     models: str = _setting("default", "Model preset: `default` (ViT-B-32 laion2b_s34b_b79k + "
-                           "all-MiniLM-L6-v2, fetched once) or `demo` (tiny offline models).",
+                           "multilingual-e5-small, fetched once) or `demo` (a tiny offline CLIP + "
+                           "multilingual-e5-small converted offline by `make`).",
                            choices=("default", "demo"))
     clip_model: str = _setting("", "CLIP model, overriding the preset: `NAME:PRETRAINED_TAG` "
                                "(e.g. ViT-B-32:laion2b_s34b_b79k), `local-dir:/path` or "

@@ -20,6 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
 DEMO_CLIP = SAMPLE / "models" / "demo-clip"
+DEMO_TEXT = SAMPLE / "models" / "multilingual-e5-small"
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
@@ -92,6 +93,9 @@ def require_demo_model() -> None:
     if not (DEMO_CLIP / "open_clip_config.json").exists():
         pytest.fail(f"the demo CLIP model is missing from {DEMO_CLIP}; "
                     f"train it with `python -m indexer.encoders.demo_train`")
+    if not (DEMO_TEXT / "modules.json").exists():
+        pytest.fail(f"the demo text model is missing from {DEMO_TEXT}; "
+                    f"build it with `make sample_data/models/multilingual-e5-small`")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The catalog: SQLite through SQLAlchemy, the source of truth."""
 
-from indexer.catalog.repository import (KEYS, STOP_WORDS, Catalog, DocumentWrite, ItemRecord, ItemWrite,
-                                        cjk_spaced, open_catalog)
+from indexer.catalog.repository import KEYS, Catalog, DocumentWrite, ItemRecord, ItemWrite, open_catalog
+from indexer.keywords import STOP_WORDS, cjk_spaced
 
 __all__ = ["Catalog", "DocumentWrite", "ItemWrite", "ItemRecord", "KEYS", "STOP_WORDS", "cjk_spaced",
            "open_catalog"]

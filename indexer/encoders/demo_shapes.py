@@ -15,6 +15,11 @@ from PIL import Image, ImageDraw, ImageFilter
 COLORS = ("red", "green", "blue", "yellow", "purple", "orange")
 SHAPES = ("circle", "square", "triangle", "star")
 
+# Chinese names: the demo model is bilingual, so "红色的圆形" finds red circles too.
+COLORS_ZH = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "purple": "紫色",
+             "orange": "橙色"}
+SHAPES_ZH = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "star": "星形"}
+
 # Canonical sRGB value of each colour name; renders jitter around it.
 _RGB = {
     "red": (215, 30, 35),
@@ -34,6 +39,11 @@ _SUPERSAMPLE = 2
 def caption(color: str, shape: str) -> str:
     """The canonical caption of one colour-shape pair, e.g. ``"a blue square"``."""
     return f"a {color} {shape}"
+
+
+def caption_zh(color: str, shape: str) -> str:
+    """The canonical Chinese caption of one colour-shape pair, e.g. ``"蓝色的正方形"``."""
+    return f"{COLORS_ZH[color]}的{SHAPES_ZH[shape]}"
 
 
 def all_pairs() -> list[tuple[str, str]]:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.conftest import ServerProcess, run_cli
+from tests.e2e.conftest import DESKTOP
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +78,9 @@ def test_text_mode_finds_whisper_with_marked_terms(desktop_page: Page, browser_s
     snippet = first.get_by_test_id("result-snippet")
     expect(snippet.locator("mark").first).to_be_visible()
     assert snippet.locator("*:not(mark)").count() == 0  # nothing but <mark> comes out of a snippet
-    expect(first.get_by_test_id("result-score")).to_have_text(re.compile(r"^-?\d\.\d{3}$"))
+    score = first.get_by_test_id("result-score")  # a relevance percentage with a bar, not a raw cosine
+    expect(score).to_have_text(re.compile(r"^\d{1,3}%$"))
+    assert 0 <= float(score.get_attribute("data-relevance")) <= 1
     assert query_of(page)["mode"] == ["text-text"]
     screenshot(page, "desktop-text")
 
@@ -423,3 +429,165 @@ def test_phone_width_layout(phone_page: Page, browser_server, screenshot):
     screenshot(page, "phone-preview")
     page.get_by_test_id("preview-close").click()
     expect(dialog).to_be_hidden()
+
+
+# ---------------------------------------------------------------- language ------------------
+
+@pytest.fixture
+def zh_page(chromium):
+    """A desktop page in a browser whose language is Simplified Chinese (navigator.languages)."""
+    context = chromium.new_context(viewport=DESKTOP, device_scale_factor=1, locale="zh-CN",
+                                   timezone_id="UTC", reduced_motion="reduce")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def test_page_speaks_chinese_to_a_chinese_browser(zh_page: Page, browser_server, screenshot):
+    page = zh_page
+    page.goto(browser_server + "/")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.get_by_test_id("state-idle")).to_contain_text("按含义查找照片和文档")
+    expect(page.get_by_test_id("lang-zh")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_test_id("footer-counts")).to_contain_text("张图片")
+    expect(page.get_by_test_id("search-submit")).to_have_text("搜索")
+
+    page.get_by_test_id("mode-text").click()
+    expect(page.get_by_test_id("mode-text")).to_have_text("文本")
+    page.get_by_test_id("search-input").fill("注意力机制")
+    cards = results_for(page, "text-text")
+    top = cards.evaluate_all("els => els.slice(0, 3).map(e => e.dataset.path)")
+    assert any(path.endswith("attention-zh.md") for path in top), top
+    expect(page.get_by_test_id("result-count")).to_contain_text("段文本")
+    expect(page.get_by_test_id("result-count")).to_contain_text("毫秒")
+    expect(cards.first.get_by_test_id("result-score")).to_have_text(re.compile(r"^\d{1,3}%$"))
+    screenshot(page, "zh-text")
+
+    cards.first.click()
+    dialog = page.get_by_test_id("preview-dialog")
+    expect(dialog.get_by_test_id("meta-path")).to_be_visible()
+    expect(dialog.get_by_test_id("preview-meta")).to_contain_text("修改时间")
+    expect(dialog.get_by_test_id("meta-modified")).to_contain_text("年")  # Intl's zh-CN date, e.g. 2025年1月2日
+    expect(dialog.get_by_test_id("find-similar")).to_have_text("查找相关")
+    screenshot(page, "zh-preview")
+    page.keyboard.press("Escape")
+
+    page.get_by_test_id("mode-images").click()  # Chinese words for images: the server may say how it matched
+    page.get_by_test_id("search-input").fill("红色的圆形")
+    results_for(page, "text-image")
+    expect(page.get_by_test_id("result-count")).to_contain_text("张图片")
+    screenshot(page, "zh-images")
+
+
+def test_language_switch_wins_over_the_browser_and_persists(desktop_page: Page, browser_server, screenshot):
+    page = desktop_page  # an en-US browser: English is the default
+    page.goto(browser_server + "/?q=a+red+circle&mode=text-image")
+    results_for(page, "text-image")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_test_id("lang-en")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_test_id("result-count")).to_contain_text("images")
+    expect(page.get_by_test_id("mode-images")).to_have_text("Images")
+
+    page.get_by_test_id("lang-zh").click()  # in place: the shown results are relabelled, not fetched again
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.get_by_test_id("result-count")).to_contain_text("张图片")
+    expect(page.get_by_test_id("mode-images")).to_have_text("图片")
+    expect(page.get_by_test_id("search-input")).to_have_value("a red circle")
+    expect(page.get_by_test_id("footer-counts")).to_contain_text("已索引")
+    screenshot(page, "lang-switched-zh")
+
+    page.reload()
+    results_for(page, "text-image")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.get_by_test_id("mode-images")).to_have_text("图片")
+    expect(page.get_by_test_id("collapse-toggle").locator("xpath=..")).to_contain_text("合并重复项")
+
+    page.get_by_test_id("lang-en").click()
+    page.reload()
+    results_for(page, "text-image")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_test_id("result-count")).to_contain_text("images")
+
+
+# ---------------------------------------------------------------- relevance -----------------
+
+def test_no_close_matches_offers_the_weaker_ones(desktop_page: Page, browser_server, screenshot):
+    """Images cannot answer this question: nothing clears the relevance floor, and the page says so."""
+    page = desktop_page
+    page.goto(browser_server + "/?q=how+do+I+compress+vectors+to+save+memory&mode=text-image")
+    state = page.get_by_test_id("state-no-close")
+    expect(state).to_be_visible()
+    expect(state).to_contain_text("No close matches")
+    expect(page.get_by_test_id("result-count")).to_have_text("No close matches")
+    show = page.get_by_test_id("show-weak")
+    expect(show).to_have_text(re.compile(r"^Show weaker matches \(\d+\)$"))
+    hidden = int(re.search(r"\d+", show.inner_text()).group())
+    screenshot(page, "no-close-matches")
+
+    show.click()
+    grid = page.locator("[data-testid=results][data-mode=text-image][aria-busy=false]")
+    cards = grid.locator(CARD)
+    expect(cards.first).to_be_visible()
+    assert query_of(page)["weak"] == ["1"]
+    assert 1 <= cards.count() <= hidden
+    assert set(cards.evaluate_all("els => els.map(e => e.dataset.weak)")) == {"true"}
+    expect(cards.first.get_by_test_id("result-weak")).to_be_visible()
+    assert cards.first.evaluate("e => getComputedStyle(e.querySelector('img')).opacity") != "1"  # de-emphasised
+    expect(page.get_by_test_id("state-no-close")).to_have_count(0)
+    screenshot(page, "weaker-matches")
+
+    page.go_back()
+    expect(page.get_by_test_id("state-no-close")).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def copies_server(tmp_path_factory):
+    """A real server over a small folder holding the same photo twice."""
+    root = tmp_path_factory.mktemp("browser-copies")
+    photos = root / "photos"
+    photos.mkdir()
+    shutil.copy(COFFEE, photos / "coffee.jpg")
+    shutil.copy(COFFEE, photos / "coffee-copy.jpg")
+    for name in ("blue-square-1.png", "red-circle-1.png"):
+        shutil.copy(REPO / "sample_data" / "images" / "shapes" / name, photos / name)
+    run_cli("index", str(photos), data_dir=root / "data")
+    server = ServerProcess(root / "data")
+    yield server.url
+    server.stop()
+
+
+def test_duplicates_fold_into_one_hit_with_a_copies_badge(desktop_page: Page, copies_server, screenshot):
+    page = desktop_page
+    page.goto(copies_server + "/")
+    page.get_by_test_id("upload-input").set_input_files(str(COFFEE))
+    cards = results_for(page, "image-image")
+    first = cards.first
+    assert first.get_attribute("data-path").endswith(("coffee.jpg", "coffee-copy.jpg"))
+    assert sum("coffee" in p for p in cards.evaluate_all("els => els.map(e => e.dataset.path)")) == 1
+    badge = first.get_by_test_id("copies-badge")
+    expect(badge).to_have_text("2 copies")
+    expect(badge).to_have_attribute("aria-expanded", "false")
+    badge.click()  # the badge opens its list, not the preview under it
+    expect(page.get_by_test_id("preview-dialog")).to_be_hidden()
+    listing = first.get_by_test_id("copies-list")
+    expect(listing).to_be_visible()
+    other = "coffee-copy.jpg" if first.get_attribute("data-path").endswith("coffee.jpg") else "coffee.jpg"
+    expect(listing).to_contain_text(other)
+    screenshot(page, "copies-badge")
+
+    page.get_by_test_id("lang-zh").click()
+    expect(badge).to_have_text("共 2 份")
+    page.get_by_test_id("lang-en").click()
+
+    toggle = page.get_by_test_id("collapse-toggle")
+    expect(toggle).to_be_checked()
+    toggle.click()  # duplicates apart: both files come back, and the address bar says so
+    expect(page.locator(f"{CARD}[data-path$='coffee-copy.jpg']")).to_have_count(1)
+    cards = results_for(page, "image-image")
+    assert sum("coffee" in p for p in cards.evaluate_all("els => els.map(e => e.dataset.path)")) == 2
+    expect(page.get_by_test_id("copies-badge")).to_have_count(0)
+    assert query_of(page)["collapse"] == ["0"]

@@ -161,3 +161,20 @@ def test_a_different_model_is_refused_with_how_to_reembed(demo_index_copy, tmp_p
     assert again["unchanged"] == 0 and again["updated"] > 90
     status = json.loads(run_cli("status", "--json", data_dir=demo_index_copy).stdout)
     assert status["items_by_index"]["clip-text"] == status["items_by_index"]["text-text"] > 0
+
+
+def test_eval_of_the_sample_judgements_meets_the_recorded_lower_bounds(demo_index):
+    """`searchd eval` over the shipped judgements; the bounds are re-recorded with
+    `python bench/relevance.py --write-expected` when a change is meant to move them."""
+    expected = json.loads((SAMPLE / "judgements" / "expected.json").read_text())
+    out = run_cli("eval", "sample_data/judgements/en.jsonl", "sample_data/judgements/zh.jsonl", "--json",
+                  "--fusion", expected["fusion"], data_dir=demo_index)
+    report = json.loads(out.stdout)
+    assert report["fusion"] == expected["fusion"] and len(report["queries"]) >= 60
+    groups = {f"{g['mode']}/{g['lang'] or '-'}": g for g in report["groups"]}
+    assert {g["mode"] for g in report["groups"]} >= {"text-image", "text-text", "text-all", "image-image",
+                                                     "image-text", "image-all"}
+    below = [f"{key} {name} {groups.get(key, {}).get(name)} < {bound}"
+             for key, bounds in expected["min"].items() for name, bound in bounds.items()
+             if (groups.get(key, {}).get(name) or 0.0) < bound]
+    assert not below, "relevance fell below sample_data/judgements/expected.json:\n" + "\n".join(below)

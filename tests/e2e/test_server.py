@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 import threading
@@ -122,3 +124,19 @@ def test_several_processes_answer_and_share_the_mapped_indexes(demo_index):
         server.stop()
     time.sleep(1)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "the workers end with the server"
+
+
+def test_a_chinese_query_sent_raw_in_the_url_is_answered(served):
+    # what `curl 'http://127.0.0.1:8000/api/search?q=语言模型'` sends: UTF-8, not %-encoded
+    host, port = served.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall("GET /api/search?q=语言模型&mode=text-text&k=5 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), raw[:300]
+    hits = json.loads(body)["hits"]
+    encoded = httpx.get(served + "/api/search", params={"q": "语言模型", "mode": "text-text", "k": 5}, timeout=60)
+    assert hits and [h["path"] for h in hits] == [h["path"] for h in encoded.json()["hits"]]

@@ -1,8 +1,11 @@
 /* searchd search page. Plain JS, no build step; talks only to the public JSON API.
  *
- * The address bar is the source of truth for a search (?q=&mode=, ?similar=ID&mode=, optional &k=),
- * so reload, bookmarks and back/forward reproduce it. Uploaded images cannot live in a URL: they are
+ * The address bar is the source of truth for a search (?q=&mode=, ?similar=ID&mode=, optional &k=,
+ * &weak=1 and &collapse=0), so reload, bookmarks and back/forward reproduce it. Uploaded images cannot live in a URL: they are
  * kept in memory for the session and found again through history.state on back/forward.
+ *
+ * Every word the page shows comes from i18n.js (window.searchdI18n) through t(); the language is
+ * the switch's choice (localStorage), else the browser's, and can change without a reload.
  */
 (() => {
   "use strict";
@@ -16,6 +19,10 @@
   const EMPTY_INDEX_POLL_MS = 4000;
   const API_KEY_STORAGE = "searchd.apiKey";
   const STOP_WORDS = new Set("a an the of to in on and or is are was be for with by at as it this that what how".split(" "));
+
+  const I18N = window.searchdI18n;
+  let L = I18N.create(I18N.pickLang());
+  const t = (key, values) => L.t(key, values);
 
   const $ = (id) => document.getElementById(id);
   const body = document.body;
@@ -36,6 +43,8 @@
     preview: $("preview"), previewTitle: $("preview-title"), previewMedia: $("preview-media"), previewMeta: $("preview-meta"),
     previewError: $("preview-error"), previewPrev: $("preview-prev"), previewNext: $("preview-next"),
     previewClose: $("preview-close"), findSimilar: $("find-similar"), openOriginal: $("open-original"),
+    notice: $("notice"), showWeak: $("show-weak"), collapse: $("collapse"), collapseSwitch: $("collapse-switch"),
+    lang: document.querySelector(".lang"),
   };
 
   const state = {
@@ -44,8 +53,12 @@
     imageMode: "image-image",
     k: PAGE_SIZE,
     kInUrl: false,
+    weak: false,            // also show hits below the relevance floor (?weak=1); reset by a new query
+    collapse: true,         // fold near-duplicate images into one hit (?collapse=0 turns it off)
     hits: [],
     nextOffset: null,
+    lastData: null,         // the first page's response, to redraw in another language
+    redraw: null,           // redraws the state panel (idle, errors...) in another language
     seq: 0,
     controller: null,
     lastKey: "",
@@ -91,12 +104,12 @@
       response = await fetch(path, { method, body: payload, signal, headers: { Accept: "application/json", ...authHeaders(), ...headers } });
     } catch (err) {
       if (err && err.name === "AbortError") throw err;
-      throw new ApiError("The searchd server cannot be reached.", 0, true);
+      throw new ApiError(t("error.unreachable"), 0, true);
     }
     let data = null;
     try { data = await response.json(); } catch { data = null; }
     if (!response.ok) {
-      const message = (data && data.error) || `The server answered ${response.status} ${response.statusText}`.trim();
+      const message = (data && data.error) || t("error.status", { status: `${response.status} ${response.statusText}`.trim() });
       throw new ApiError(message, response.status);
     }
     return data;
@@ -156,21 +169,8 @@
     return path;
   }
 
-  function humanSize(bytes) {
-    if (typeof bytes !== "number") return "";
-    const units = ["B", "KB", "MB", "GB", "TB"];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
-    return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
-  }
-
-  function humanDate(iso) {
-    if (!iso) return "";
-    const date = new Date(String(iso).replace(" ", "T"));
-    if (Number.isNaN(date.getTime())) return String(iso);
-    return date.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-  }
+  const humanSize = (bytes) => L.size(bytes);
+  const humanDate = (iso) => L.date(iso);
 
   function formatGps(gps) {
     if (gps === null || gps === undefined) return "";
@@ -178,12 +178,15 @@
     if (Array.isArray(gps)) [lat, lon] = gps;
     else if (typeof gps === "object") { lat = gps.lat ?? gps.latitude; lon = gps.lon ?? gps.lng ?? gps.longitude; }
     if (typeof lat === "number" && typeof lon === "number") {
-      return `${Math.abs(lat).toFixed(5)}° ${lat >= 0 ? "N" : "S"}, ${Math.abs(lon).toFixed(5)}° ${lon >= 0 ? "E" : "W"}`;
+      return t("gps", { lat: Math.abs(lat).toFixed(5), lon: Math.abs(lon).toFixed(5), north: lat >= 0, east: lon >= 0 });
     }
     return typeof gps === "object" ? JSON.stringify(gps) : String(gps);
   }
 
-  function plural(n, one, many) { return `${n} ${n === 1 ? one : many}`; }
+  /** A relevance in [0, 1] (older servers sent a raw cosine: clamped the same way). */
+  function relevance(score) {
+    return typeof score === "number" && Number.isFinite(score) ? Math.min(1, Math.max(0, score)) : null;
+  }
 
   const ENTITIES = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0" };
   function decodeEntities(text) {
@@ -203,6 +206,7 @@
     const parts = String(snippet || "").split(/(<\/?mark>)/i);
     let open = false;
     let atLineStart = true;
+    let lastMark = null;  // "<mark>注意</mark><mark>力</mark>" reads as one mark
     for (const part of parts) {
       if (/^<mark>$/i.test(part)) { open = true; continue; }
       if (/^<\/mark>$/i.test(part)) { open = false; continue; }
@@ -211,7 +215,15 @@
       // Markdown heading markers are noise in a two-line excerpt.
       text = text.replace(/(^|\n)#{1,6}[ \t]+/g, (m, lead, offset) => (offset === 0 && !atLineStart ? m : lead));
       atLineStart = text.endsWith("\n");
-      fragment.append(open ? h("mark", {}, text) : document.createTextNode(text));
+      if (open && lastMark) {
+        lastMark.append(text);
+      } else if (open) {
+        lastMark = h("mark", {}, text);
+        fragment.append(lastMark);
+      } else {
+        lastMark = null;
+        fragment.append(document.createTextNode(text));
+      }
     }
     return fragment;
   }
@@ -225,8 +237,12 @@
   function highlighted(text, terms) {
     const fragment = document.createDocumentFragment();
     if (!terms.length) { fragment.append(text); return fragment; }
-    const escaped = terms.sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-    const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(${escaped.join("|")})(?![\\p{L}\\p{N}])`, "giu");
+    // Chinese is written without spaces: a Han term matches anywhere, other terms as whole words.
+    const escaped = terms.sort((a, b) => b.length - a.length).map((term) => {
+      const plain = term.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      return /\p{Script=Han}/u.test(term) ? plain : `(?<![\\p{L}\\p{N}])${plain}(?![\\p{L}\\p{N}])`;
+    });
+    const pattern = new RegExp(`(${escaped.join("|")})`, "giu");
     let last = 0;
     for (const match of text.matchAll(pattern)) {
       fragment.append(text.slice(last, match.index), h("mark", {}, match[0]));
@@ -259,6 +275,8 @@
       params.set("mode", state.imageMode);
     }
     if (state.kInUrl) params.set("k", String(state.k));
+    if (query && state.weak) params.set("weak", "1");
+    if (!state.collapse) params.set("collapse", "0");
     const search = params.toString();
     return location.pathname + (search ? "?" + search : "");
   }
@@ -292,8 +310,8 @@
     const q = state.query;
     if (!q) document.title = "searchd";
     else if (q.type === "text") document.title = `${q.q} — searchd`;
-    else if (q.type === "similar") document.title = `Similar to ${q.item ? basename(q.item.path) : "#" + q.itemId} — searchd`;
-    else document.title = `${q.name || "image"} — searchd`;
+    else if (q.type === "similar") document.title = `${t("search.similarTo", { name: q.item ? basename(q.item.path) : "#" + q.itemId })} — searchd`;
+    else document.title = `${q.name || t("search.image")} — searchd`;
   }
 
   /** Read the address bar (and history.state) into the page's state, then search. */
@@ -307,6 +325,8 @@
     if (hstate && hstate.imageMode) state.imageMode = hstate.imageMode;
     if (TEXT_MODES.includes(mode)) state.textMode = mode;
     if (IMAGE_MODES.includes(mode)) state.imageMode = mode;
+    state.collapse = params.get("collapse") !== "0";
+    el.collapse.checked = state.collapse;
 
     const q = (params.get("q") || "").trim();
     const similar = parseInt(params.get("similar") || "", 10);
@@ -323,12 +343,14 @@
       showIdle(IMAGE_MODES.includes(mode));
       return;
     }
+    state.weak = ["1", "true"].includes(params.get("weak"));  // after setQuery, which resets it
     search({ committed: true, force: true });
   }
 
   // ---------------------------------------------------------------- query UI -----
 
   function setQuery(query) {
+    if (queryIdentity(query) !== queryIdentity(state.query)) state.weak = false;  // weaker matches were asked for one query
     state.query = query;
     const imageLike = query && query.type !== "text";
     if (!query || query.type === "text") {
@@ -342,21 +364,38 @@
       el.chipImg.hidden = false;
       if (query.type === "image") {
         el.chipImg.src = query.url;
-        el.chipLabel.textContent = query.name || "Pasted image";
         el.chipImg.alt = "";
       } else {
         el.chipImg.removeAttribute("src");
         el.chipImg.hidden = true;
-        el.chipLabel.textContent = query.item ? `Similar to ${basename(query.item.path)}` : `Similar to item ${query.itemId}`;
         if (query.item && query.item.thumbnail_url) showChipThumb(query.item.thumbnail_url);
         else if (!query.item) loadSimilarSource(query);
       }
+      renderChipLabel();
     }
-    const narrow = window.matchMedia("(max-width: 520px)").matches;
-    el.input.placeholder = imageLike ? (narrow ? "Or type words…" : "Or type words to search by text…")
-      : (narrow ? "Search by meaning…" : "Search by meaning: “a red circle”, “speech to text”…");
+    renderPlaceholder();
     renderModes();
     updateTitle();
+  }
+
+  function queryIdentity(query) {
+    if (!query) return "";
+    return `${query.type}|${query.type === "text" ? query.q : query.type === "similar" ? query.itemId : query.uploadId}`;
+  }
+
+  function renderChipLabel() {
+    const query = state.query;
+    if (!query || query.type === "text") return;
+    if (query.type === "image") el.chipLabel.textContent = query.name || t("search.pasted");
+    else el.chipLabel.textContent = query.item ? t("search.similarTo", { name: basename(query.item.path) })
+      : t("search.similarToItem", { id: query.itemId });
+  }
+
+  function renderPlaceholder() {
+    const imageLike = state.query && state.query.type !== "text";
+    const narrow = window.matchMedia("(max-width: 520px)").matches;
+    el.input.placeholder = imageLike ? t(narrow ? "search.placeholderImageShort" : "search.placeholderImage")
+      : t(narrow ? "search.placeholderShort" : "search.placeholder");
   }
 
   function showChipThumb(url) {
@@ -369,7 +408,7 @@
       const item = await api(`/api/items/${query.itemId}`);
       if (state.query !== query) return;
       query.item = item;
-      el.chipLabel.textContent = `Similar to ${basename(item.path)}`;
+      renderChipLabel();
       if (item.thumbnail_url) showChipThumb(item.thumbnail_url);
       updateTitle();
     } catch { /* the search itself reports a missing item */ }
@@ -379,16 +418,18 @@
     const imageLike = state.query && state.query.type !== "text";
     const modes = imageLike ? IMAGE_MODES : TEXT_MODES;
     const active = imageLike ? state.imageMode : state.textMode;
-    el.modes.setAttribute("aria-label", imageLike ? "What to find for this image" : "What to find");
+    el.modes.setAttribute("aria-label", t(imageLike ? "modes.labelImage" : "modes.label"));
     for (const button of el.modes.querySelectorAll(".mode")) {
       const mode = modes[KIND_OF_MODE[button.dataset.modeKind]];
       button.dataset.mode = mode;
       const checked = mode === active;
       button.setAttribute("aria-checked", checked ? "true" : "false");
       button.tabIndex = checked ? 0 : -1;
-      const label = button.querySelector("span");
-      label.textContent = imageLike ? label.dataset.imageLabel : label.dataset.textLabel;
+      const kind = button.dataset.modeKind;
+      button.querySelector("span").textContent = t(imageLike ? `mode.${kind}.forImage` : `mode.${kind}`);
     }
+    // Duplicates are folded among images only: the switch is shown where images can come back.
+    el.collapseSwitch.hidden = active.endsWith("-text");
   }
 
   function chooseMode(mode) {
@@ -405,32 +446,29 @@
   function recordModeOnly() {
     const params = new URLSearchParams(location.search);
     params.set("mode", state.textMode);
+    if (state.collapse) params.delete("collapse"); else params.set("collapse", "0");
     history.replaceState(historyState(null, false), "", location.pathname + "?" + params.toString());
   }
 
   // ---------------------------------------------------------------- searching ----
 
   function searchRequest(query, offset, signal) {
-    const mode = currentMode();
-    const k = state.k;
+    const params = new URLSearchParams({ mode: currentMode(), k: String(state.k), offset: String(offset) });
+    if (state.weak) params.set("weak", "1");  // only what differs from the API's defaults
+    if (!state.collapse) params.set("collapse", "0");
     if (query.type === "text") {
-      const params = new URLSearchParams({ q: query.q, mode, k: String(k), offset: String(offset) });
+      params.set("q", query.q);
       return api(`/api/search?${params}`, { signal });
     }
-    if (query.type === "similar") {
-      const params = new URLSearchParams({ mode, k: String(k), offset: String(offset) });
-      return api(`/api/items/${query.itemId}/similar?${params}`, { signal });
-    }
+    if (query.type === "similar") return api(`/api/items/${query.itemId}/similar?${params}`, { signal });
     const form = new FormData();
     form.append("file", query.file, query.name || "image");
-    const params = new URLSearchParams({ mode, k: String(k), offset: String(offset) });
     return api(`/api/search/image?${params}`, { method: "POST", body: form, signal });
   }
 
   function queryKey(query) {
     if (!query) return "";
-    const id = query.type === "text" ? query.q : query.type === "similar" ? query.itemId : query.uploadId;
-    return `${query.type}|${id}|${currentMode()}|${state.k}`;
+    return `${queryIdentity(query)}|${currentMode()}|${state.k}|${state.weak ? 1 : 0}|${state.collapse ? 1 : 0}`;
   }
 
   /**
@@ -456,8 +494,9 @@
     try {
       const data = await searchRequest(query, 0, controller.signal);
       if (seq !== state.seq) return;
-      state.hits = data.hits || [];
-      state.nextOffset = data.next_offset ?? null;
+      state.hits = (data && data.hits) || [];
+      state.nextOffset = (data && data.next_offset) ?? null;
+      state.lastData = data;
       renderResults(false, data);
     } catch (err) {
       if (err && err.name === "AbortError") return;
@@ -465,6 +504,7 @@
       state.lastKey = "";  // let the same search run again after an error
       state.hits = [];
       state.nextOffset = null;
+      state.lastData = null;
       clearResults();
       showError(err, query);
     } finally {
@@ -477,7 +517,7 @@
     if (!query || state.nextOffset === null) return;
     const seq = state.seq;  // a new search makes this page stale
     el.loadMore.disabled = true;
-    el.loadMore.textContent = "Loading…";
+    el.loadMore.textContent = t("results.loading");
     el.moreError.hidden = true;
     setBusy(true);
     try {
@@ -494,13 +534,12 @@
     } catch (err) {
       if (err && err.name === "AbortError") return;
       if (seq !== state.seq) return;
-      el.moreError.textContent = err.network ? "The searchd server cannot be reached. Try again in a moment."
-        : `Could not load more: ${err.message}`;
+      el.moreError.textContent = err.network ? t("results.moreUnreachable") : t("results.moreFailed", { message: err.message });
       el.moreError.hidden = false;
     } finally {
       if (seq === state.seq) setBusy(false);
       el.loadMore.disabled = false;
-      el.loadMore.textContent = "Load more";
+      el.loadMore.textContent = t("results.loadMore");
     }
   }
 
@@ -510,6 +549,8 @@
     el.results.replaceChildren();
     delete el.results.dataset.mode;
     el.loadMore.hidden = true;
+    el.showWeak.hidden = true;
+    el.notice.hidden = true;
     el.summary.textContent = "";
   }
 
@@ -520,6 +561,7 @@
     if (!append) {
       el.state.replaceChildren();
       el.state.className = "state";
+      state.redraw = null;
       el.results.replaceChildren();
     }
     const hits = append ? fresh : state.hits;
@@ -529,15 +571,70 @@
     el.results.append(fragment);
     el.loadMore.hidden = state.nextOffset === null;
 
+    // Fields of the relevance floor; an older server sends none of them.
+    const first = state.lastData || {};
+    const weakHidden = Number.isInteger(first.weak_hidden) && first.weak_hidden > 0 ? first.weak_hidden : 0;
+    const notice = typeof first.notice === "string" && first.notice ? first.notice : null;
+    el.notice.hidden = !notice;
+    el.notice.textContent = notice ? L.notice(notice) : "";
+    if (notice && L.notice(notice) === notice) el.notice.lang = "en";  // the server writes in English
+    else el.notice.removeAttribute("lang");
+    if (weakHidden > 0) {
+      el.showWeak.textContent = t("results.showWeak", { count: weakHidden });
+      el.showWeak.dataset.action = "show";
+    } else if (state.weak && state.hits.some((hit) => hit.weak)) {
+      el.showWeak.textContent = t("results.hideWeak");
+      el.showWeak.dataset.action = "hide";
+    }
+    el.showWeak.hidden = !(weakHidden > 0 || (state.weak && state.hits.some((hit) => hit.weak)));
+
     if (!state.hits.length) {
-      showNoResults();
+      if (weakHidden > 0) showNoClose(weakHidden);
+      else showNoResults();
       return;
     }
-    const n = state.hits.length;
-    const what = mode.endsWith("-image") ? plural(n, "image", "images") : mode.endsWith("-text") ? plural(n, "passage", "passages") : plural(n, "result", "results");
-    const more = state.nextOffset !== null ? " · more available" : "";
-    const took = data && typeof data.took_ms === "number" ? ` · ${Math.round(data.took_ms)} ms` : "";
-    el.summary.textContent = `${state.nextOffset === null ? "" : "Showing "}${what}${took}${more}`;
+    const count = state.hits.length;
+    const what = t(mode.endsWith("-image") ? "count.images" : mode.endsWith("-text") ? "count.passages" : "count.results", { count });
+    const parts = [state.nextOffset === null ? what : t("summary.showing", { what })];
+    if (data && typeof data.took_ms === "number") parts.push(L.ms(Math.round(data.took_ms)));
+    if (state.nextOffset !== null) parts.push(t("summary.more"));
+    el.summary.textContent = parts.join(" · ");
+  }
+
+  function toggleWeak() {
+    state.weak = el.showWeak.dataset.action !== "hide";
+    search({ committed: true, force: true, history: "push" });
+  }
+
+  function scoreBadge(hit) {
+    const value = relevance(hit.score);
+    if (value === null) return null;
+    const percent = L.percent(value);
+    const title = typeof hit.cosine === "number"
+      ? t("card.relevanceCosine", { percent, cosine: L.decimal(hit.cosine, 3) }) : t("card.relevance", { percent });
+    return h("span", { class: "score", title, "data-testid": "result-score", "data-relevance": String(value) },
+      h("span", { class: "score__bar", "aria-hidden": "true" }, h("span", { class: "score__fill", style: `width:${Math.round(value * 100)}%` })),
+      h("span", { class: "score__value" }, percent));
+  }
+
+  /** "3 copies": a button on a hit that near-duplicates were folded into, listing them when opened. */
+  function copiesBadge(hit, name) {
+    const copies = Array.isArray(hit.copies) ? hit.copies.filter((c) => c && c.id !== undefined) : [];
+    if (!copies.length) return [null, null];
+    const listId = `copies-${hit.id}`;
+    const list = h("ul", { class: "card__copies", id: listId, "data-testid": "copies-list", hidden: true,
+      "aria-label": t("card.copiesList", { name }) },
+      copies.map((copy) => h("li", {}, h("button", { type: "button", class: "card__copy", title: copy.path, "data-id": String(copy.id),
+        onclick: () => openPreviewById(Number(copy.id)) }, h("bdi", {}, displayPath(String(copy.path || "")))))));
+    const badge = h("button", { type: "button", class: "badge badge--copies", "data-testid": "copies-badge",
+      "aria-expanded": "false", "aria-controls": listId, title: t("card.copiesTitle") },
+      t("card.copies", { count: copies.length + 1 }));
+    badge.addEventListener("click", () => {
+      const open = badge.getAttribute("aria-expanded") !== "true";
+      badge.setAttribute("aria-expanded", open ? "true" : "false");
+      list.hidden = !open;
+    });
+    return [badge, list];
   }
 
   function renderCard(hit, index) {
@@ -546,8 +643,8 @@
     const name = basename(hit.path);
     const title = !isImage && meta.title ? meta.title : name;
     const shown = displayPath(hit.path);
-    const score = typeof hit.score === "number" ? hit.score.toFixed(3) : "";
-    const open = h("button", { type: "button", class: "card__open", "aria-label": `${isImage ? "Image" : "Document"}: ${title}. Open preview`, onclick: () => openPreview(index) },
+    const weak = hit.weak === true;
+    const open = h("button", { type: "button", class: "card__open", "aria-label": t(isImage ? "card.openImage" : "card.openDocument", { title }), onclick: () => openPreview(index) },
       h("span", { class: "card__title-text" }, title));
 
     const foot = h("div", { class: "card__foot" });
@@ -556,41 +653,49 @@
     } else {
       foot.append(h("span", { class: "card__path", title: hit.path }, h("bdi", {}, shown)));
     }
-    foot.append(h("span", { class: "badge", style: "margin-left:auto", title: "similarity score", "data-testid": "result-score" }, score));
+    if (weak) foot.append(h("span", { class: "badge badge--weak", "data-testid": "result-weak" }, t("card.weak")));
+    const score = scoreBadge(hit);
+    if (score) foot.append(score);
+    const [copiesButton, copiesList] = copiesBadge(hit, name);
 
     const card = h("li", {
-      class: `card card--${isImage ? "image" : "text"}`,
+      class: `card card--${isImage ? "image" : "text"}${weak ? " card--weak" : ""}`,
       id: `result-${hit.id}`,
       "data-testid": "result-card",
       "data-kind": hit.kind,
       "data-path": hit.path,
       "data-id": String(hit.id),
       "data-score": String(hit.score),
+      "data-weak": weak ? "true" : null,
+      "data-copies": copiesButton ? String(hit.copies.length) : null,
     });
     if (isImage) {
-      const thumb = h("div", { class: "card__thumb" });
+      const thumb = h("div", { class: "card__thumb", "data-empty": t("card.noPreview") });
       if (hit.thumbnail_url) {
-        const img = h("img", { src: withKey(hit.thumbnail_url), alt: `Image ${name}`, loading: "lazy", decoding: "async", width: "256", height: "256" });
+        const img = h("img", { src: withKey(hit.thumbnail_url), alt: t("card.imageAlt", { name }), loading: "lazy", decoding: "async", width: "256", height: "256" });
         img.addEventListener("error", () => { img.remove(); thumb.classList.add("card__thumb--broken"); }, { once: true });
         thumb.append(img);
       } else {
         thumb.classList.add("card__thumb--broken");
       }
-      card.append(thumb, h("div", { class: "card__body" }, h("h3", { class: "card__title", title: hit.path }, open), h("p", { class: "visually-hidden" }, shown), foot));
+      if (copiesButton) copiesButton.classList.add("card__copies-badge");
+      card.append(thumb, ...(copiesButton ? [copiesButton] : []), h("div", { class: "card__body" }, h("h3", { class: "card__title", title: hit.path }, open),
+        h("p", { class: "visually-hidden" }, shown), copiesList, foot));
     } else {
       const ext = extension(hit.path);
-      const passage = meta.passages > 1 ? ` · part ${meta.passage} of ${meta.passages}` : "";
+      const passage = meta.passages > 1 ? t("card.part", { passage: L.number(meta.passage), passages: L.number(meta.passages) }) : "";
       card.append(h("div", { class: "card__body" },
-        h("div", { class: "card__eyebrow" }, h("span", { class: "badge badge--kind" }, ext || "text"), h("span", { class: "card__part" }, passage.replace(/^ · /, ""))),
+        h("div", { class: "card__eyebrow" }, h("span", { class: "badge badge--kind" }, ext || t("card.text")), h("span", { class: "card__part" }, passage), copiesButton),
         h("h3", { class: "card__title" }, open),
         h("p", { class: "card__snippet", "data-testid": "result-snippet" }, snippetNodes(hit.snippet)),
-        foot));
+        copiesList, foot));
     }
     return card;
   }
 
   // ---------------------------------------------------------------- states -------
 
+  /** Show one state panel. `redraw` draws it again (in another language) without asking the server. */
   function showState(testid, iconName, title, ...content) {
     stopEmptyPoll();
     el.state.className = `state${testid === "state-error" ? " state--error" : ""}`;
@@ -602,24 +707,24 @@
     closeAnswer();
     state.hits = [];
     state.nextOffset = null;
+    state.lastData = null;
     state.lastKey = "";
     if (state.status && !state.status.items) { showEmptyIndex(); return; }
-    const examples = ["a red circle", "a cat", "turning spoken audio into written words", "how does vector search work"];
-    showState("state-idle", "search", "Find photos and documents by meaning",
-      h("p", {}, imageHint ? "Pick, drop or paste an image to find similar images or related text."
-        : "Type what you are looking for, or drop, paste or pick an image to search with it."),
-      h("div", { class: "examples" }, examples.map((text) => h("button", { type: "button", class: "chip", onclick: () => {
+    showState("state-idle", "search", t("state.idleTitle"),
+      h("p", {}, t(imageHint ? "state.idleImage" : "state.idleText")),
+      h("div", { class: "examples" }, L.examples.map((text) => h("button", { type: "button", class: "chip", onclick: () => {
         el.input.value = text;
         setQuery({ type: "text", q: text });
         search({ committed: true, history: "push" });
       } }, text))));
+    state.redraw = () => showIdle(imageHint);
   }
 
   function commandBox(command) {
-    const copy = h("button", { type: "button", class: "button", "data-testid": "copy-command" }, "Copy");
+    const copy = h("button", { type: "button", class: "button", "data-testid": "copy-command" }, t("state.copy"));
     copy.addEventListener("click", async () => {
-      try { await navigator.clipboard.writeText(command); copy.textContent = "Copied"; } catch { copy.textContent = "Select and copy"; }
-      setTimeout(() => { copy.textContent = "Copy"; }, 1600);
+      try { await navigator.clipboard.writeText(command); copy.textContent = t("state.copied"); } catch { copy.textContent = t("state.selectCopy"); }
+      setTimeout(() => { copy.textContent = t("state.copy"); }, 1600);
     });
     return h("div", { class: "command" }, h("code", { "data-testid": "index-command" }, command), copy);
   }
@@ -627,73 +732,92 @@
   function showEmptyIndex(message) {
     clearResults();
     closeAnswer();
-    showState("state-empty-index", "folder", "Nothing is indexed yet",
-      h("p", {}, "Index a folder of photos and documents, then search it here:"),
+    showState("state-empty-index", "folder", t("state.emptyTitle"),
+      h("p", {}, t("state.emptyBody")),
       commandBox("searchd index PATH"),
       message ? h("p", { class: "hint" }, message) : null,
-      h("p", { class: "hint" }, "This page notices when the index is ready."));
+      h("p", { class: "hint" }, t("state.emptyPoll")));
     startEmptyPoll();
+    state.redraw = () => showEmptyIndex(message);
+  }
+
+  function otherModeSuggestion() {
+    const q = state.query;
+    const mode = currentMode();
+    const otherModes = q && q.type === "text" ? TEXT_MODES : IMAGE_MODES;
+    return mode !== otherModes[2]
+      ? h("div", { class: "state__actions" }, h("button", { type: "button", class: "button", onclick: () => chooseMode(otherModes[2]) },
+        t(q && q.type === "text" ? "state.searchEverything" : "state.findBoth")))
+      : null;
   }
 
   function showNoResults() {
     const q = state.query;
-    const mode = currentMode();
-    const otherModes = q && q.type === "text" ? TEXT_MODES : IMAGE_MODES;
-    const suggestion = mode !== otherModes[2]
-      ? h("div", { class: "state__actions" }, h("button", { type: "button", class: "button", onclick: () => chooseMode(otherModes[2]) },
-        q && q.type === "text" ? "Search everything" : "Find both images and text"))
-      : null;
-    showState("state-no-results", "empty", "No results",
-      h("p", {}, q && q.type === "text" ? `Nothing matched “${q.q}”${mode === "text-all" ? "" : " in this mode"}.` : "Nothing similar was found."),
-      h("p", { class: "hint" }, "Try other words, or a different kind of result."),
-      suggestion);
-    el.summary.textContent = "No results";
+    const text = q && q.type === "text"
+      ? t(currentMode() === "text-all" ? "state.noResultsText" : "state.noResultsTextMode", { q: q.q }) : t("state.noResultsImage");
+    showState("state-no-results", "empty", t("state.noResultsTitle"),
+      h("p", {}, text),
+      h("p", { class: "hint" }, t("state.noResultsHint")),
+      otherModeSuggestion());
+    el.summary.textContent = t("summary.noResults");
+  }
+
+  /** Nothing above the relevance floor, but some below it: the "Show weaker matches" button follows. */
+  function showNoClose(weakHidden) {
+    const q = state.query;
+    showState("state-no-close", "empty", t("state.noCloseTitle"),
+      h("p", {}, q && q.type === "text" ? t("state.noCloseText", { q: q.q }) : t("state.noCloseImage")),
+      h("p", { class: "hint" }, t("state.noCloseHint", { count: weakHidden })));
+    el.summary.textContent = t("summary.noClose");
   }
 
   function showError(err, query) {
     closeAnswerIfIdle();
     if (err.status === 503 && /searchd index/.test(err.message)) {
       showEmptyIndex();
-      el.summary.textContent = "Nothing indexed yet";
+      el.summary.textContent = t("summary.nothingIndexed");
+      state.redraw = () => showError(err, query);
       return;
     }
-    const retry = h("button", { type: "button", class: "button button--primary", "data-testid": "retry", onclick: () => (state.query ? search({ committed: true, force: true }) : boot()) }, "Try again");
+    const retry = h("button", { type: "button", class: "button button--primary", "data-testid": "retry", onclick: () => (state.query ? search({ committed: true, force: true }) : boot()) }, t("error.retry"));
+    state.redraw = () => showError(err, query);
     if (err.network) {
-      showState("state-error", "offline", "Can’t reach the searchd server",
-        h("p", {}, "The page could not talk to the server. Is ", h("code", {}, "searchd serve"), " still running?"),
-        h("p", { class: "state__message", "data-testid": "error-message" }, err.message),
+      showState("state-error", "offline", t("error.unreachableTitle"),
+        h("p", {}, L.nodes("error.unreachableBody", {}, { command: h("code", {}, "searchd serve") })),
+        h("p", { class: "state__message", "data-testid": "error-message" }, t("error.unreachable")),
         h("div", { class: "state__actions" }, retry));
-      el.summary.textContent = "Server unreachable";
+      el.summary.textContent = t("summary.unreachable");
       return;
     }
     if (err.status === 401) { showAuth(err.message); return; }
     if (query && query.type === "image" && [400, 413, 415].includes(err.status)) {
-      showState("state-error", "image", err.status === 413 ? "That image is too large" : "That file can’t be used as a search image",
+      showState("state-error", "image", t(err.status === 413 ? "error.tooLargeTitle" : "error.notImageTitle"),
         h("p", { class: "state__message", "data-testid": "error-message" }, err.message),
-        h("p", { class: "hint" }, `Use a JPEG, PNG, WebP or GIF image up to ${config.maxUploadMb} MB.`),
-        h("div", { class: "state__actions" }, h("button", { type: "button", class: "button button--primary", onclick: () => el.uploadInput.click() }, "Choose another image")));
-      el.summary.textContent = "Upload refused";
+        h("p", { class: "hint" }, t("error.imageHint", { mb: L.number(config.maxUploadMb) })),
+        h("div", { class: "state__actions" }, h("button", { type: "button", class: "button button--primary", onclick: () => el.uploadInput.click() }, t("error.chooseAnother"))));
+      el.summary.textContent = t("summary.uploadRefused");
       return;
     }
-    showState("state-error", "alert", err.status === 404 ? "Not found" : "The search failed",
+    showState("state-error", "alert", t(err.status === 404 ? "error.notFound" : "error.failed"),
       h("p", { class: "state__message", "data-testid": "error-message" }, err.message),
       err.status >= 500 ? h("div", { class: "state__actions" }, retry) : null);
-    el.summary.textContent = "Error";
+    el.summary.textContent = t("summary.error");
   }
 
   function showAuth(message) {
     clearResults();
     const input = h("input", { type: "password", id: "api-key", autocomplete: "current-password", "data-testid": "api-key-input", class: "chip", style: "min-width:16em;cursor:text" });
     const formEl = h("form", { class: "state__actions" },
-      h("label", { class: "visually-hidden", for: "api-key" }, "API key"), input,
-      h("button", { type: "submit", class: "button button--primary" }, "Use this key"));
+      h("label", { class: "visually-hidden", for: "api-key" }, t("auth.label")), input,
+      h("button", { type: "submit", class: "button button--primary" }, t("auth.use")));
     formEl.addEventListener("submit", (event) => {
       event.preventDefault();
       try { localStorage.setItem(API_KEY_STORAGE, input.value.trim()); } catch { /* private mode */ }
       boot();
     });
-    showState("state-auth", "key", "An API key is needed", h("p", { class: "state__message" }, message), formEl);
-    el.summary.textContent = "API key needed";
+    showState("state-auth", "key", t("auth.title"), h("p", { class: "state__message" }, message), formEl);
+    el.summary.textContent = t("summary.keyNeeded");
+    state.redraw = () => showAuth(message);
     input.focus();
   }
 
@@ -726,8 +850,8 @@
     const images = docs.image || 0;
     const texts = docs.text || 0;
     el.footerCounts.textContent = status && status.items
-      ? `${plural(images, "image", "images")} and ${plural(texts, "document", "documents")} indexed`
-      : "nothing indexed yet";
+      ? t("footer.counts", { images: t("count.images", { count: images }), documents: t("count.documents", { count: texts }) })
+      : t("footer.nothing");
     if (status && "llm" in status) config.llmEnabled = Boolean(status.llm);
     config.llmModel = status && status.llm ? status.llm.model : "";
   }
@@ -749,7 +873,7 @@
       state.previewIndex = -1;
       showPreview({ ...item, score: null, snippet: "" }, item);
     } catch (err) {
-      showPreview({ id, kind: "text", path: `item ${id}`, metadata: {}, file_url: null, snippet: "" });
+      showPreview({ id, kind: "text", path: t("preview.item", { id }), metadata: {}, file_url: null, snippet: "" });
       el.previewError.textContent = err.message;
       el.previewError.hidden = false;
     }
@@ -766,17 +890,21 @@
     dl.replaceChildren();
     // <wbr> after each separator so a long path breaks between folders, not inside names
     const pathNodes = String(hit.path).split(/(?<=[\/\\])/).flatMap((part) => [part, h("wbr")]);
-    metaRow(dl, "Path", h("code", {}, pathNodes), "meta-path");
-    if (meta.width && meta.height) metaRow(dl, "Dimensions", `${meta.width} × ${meta.height} px`, "meta-dimensions");
-    metaRow(dl, "Taken", meta.taken_at ? humanDate(meta.taken_at) : "", "meta-taken");
-    metaRow(dl, "Camera", meta.camera, "meta-camera");
-    metaRow(dl, "Location", formatGps(meta.gps), "meta-gps");
-    metaRow(dl, "Format", meta.format);
-    if (meta.frames > 1) metaRow(dl, "Frames", String(meta.frames));
-    if (hit.kind === "text" && meta.passages) metaRow(dl, "Passage", `${meta.passage} of ${meta.passages}`);
-    metaRow(dl, "Size", humanSize(meta.size), "meta-size");
-    metaRow(dl, "Modified", humanDate(meta.modified), "meta-modified");
-    if (typeof hit.score === "number") metaRow(dl, "Score", hit.score.toFixed(4));
+    metaRow(dl, t("meta.path"), h("code", {}, pathNodes), "meta-path");
+    if (meta.width && meta.height) metaRow(dl, t("meta.dimensions"), `${L.number(meta.width)} × ${L.number(meta.height)} px`, "meta-dimensions");
+    metaRow(dl, t("meta.taken"), meta.taken_at ? humanDate(meta.taken_at) : "", "meta-taken");
+    metaRow(dl, t("meta.camera"), meta.camera, "meta-camera");
+    metaRow(dl, t("meta.location"), formatGps(meta.gps), "meta-gps");
+    metaRow(dl, t("meta.format"), meta.format);
+    if (meta.frames > 1) metaRow(dl, t("meta.frames"), L.number(meta.frames));
+    if (hit.kind === "text" && meta.passages) metaRow(dl, t("meta.passage"), t("meta.passageOf", { passage: L.number(meta.passage), passages: L.number(meta.passages) }));
+    metaRow(dl, t("meta.size"), humanSize(meta.size), "meta-size");
+    metaRow(dl, t("meta.modified"), humanDate(meta.modified), "meta-modified");
+    const value = relevance(hit.score);
+    if (value !== null) metaRow(dl, t("meta.relevance"), L.percent(value), "meta-relevance");
+    if (typeof hit.cosine === "number") metaRow(dl, t("meta.cosine"), L.decimal(hit.cosine, 4), "meta-cosine");
+    const copies = Array.isArray(hit.copies) ? hit.copies : [];
+    if (copies.length) metaRow(dl, t("meta.copies"), copies.flatMap((c, i) => [i ? h("br") : null, h("code", {}, displayPath(String(c.path || "")))]), "meta-copies");
   }
 
   function showPreview(hit, item = null) {
@@ -793,7 +921,7 @@
 
     el.previewMedia.replaceChildren();
     if (isImage) {
-      const img = h("img", { alt: `Preview of ${name}`, "data-testid": "preview-image" });
+      const img = h("img", { alt: t("preview.alt", { name }), "data-testid": "preview-image" });
       const markSmall = () => { if (img.naturalWidth && img.naturalWidth < 320) img.classList.add("is-small"); };
       img.addEventListener("load", markSmall);
       img.src = withKey(hit.thumbnail_url || hit.file_url);
@@ -816,7 +944,7 @@
       if (item) fill(item);
       else api(`/api/items/${hit.id}`).then(fill).catch((err) => {
         if (state.previewHit !== hit) return;
-        el.previewError.textContent = `Could not load the passage: ${err.message}`;
+        el.previewError.textContent = t("preview.passageFailed", { message: err.message });
         el.previewError.hidden = false;
       });
     }
@@ -827,7 +955,7 @@
     } else {
       el.openOriginal.hidden = true;
     }
-    el.findSimilar.textContent = isImage ? "Find similar" : "Find related";
+    el.findSimilar.textContent = t(isImage ? "preview.findSimilar" : "preview.findRelated");
     el.previewPrev.disabled = state.previewIndex <= 0;
     el.previewNext.disabled = state.previewIndex < 0 || state.previewIndex >= state.hits.length - 1;
     if (!el.preview.open) {
@@ -868,7 +996,7 @@
     const limit = config.maxUploadMb * 1024 * 1024;
     uploadCounter += 1;
     const uploadId = `u${Date.now().toString(36)}${uploadCounter}`;
-    const upload = { file, url: URL.createObjectURL(file), name: file.name || "Pasted image", uploadId };
+    const upload = { file, url: URL.createObjectURL(file), name: file.name || t("search.pasted"), uploadId };
     uploads.set(uploadId, upload);
     setQuery({ type: "image", ...upload });
     recordHistory("push");
@@ -876,7 +1004,7 @@
       // Spare the upload: the server would refuse it with 413 anyway.
       clearResults();
       state.lastKey = "";
-      showError(new ApiError(`upload larger than ${config.maxUploadMb} MB (this file is ${humanSize(file.size)})`, 413), state.query);
+      showError(new ApiError(t("error.uploadTooLarge", { mb: L.number(config.maxUploadMb), size: humanSize(file.size) }), 413), state.query);
       return;
     }
     search({ committed: true, force: true });
@@ -921,7 +1049,7 @@
     resetAnswer();
     el.answer.hidden = false;
     el.answerAsk.hidden = false;
-    el.answerMeta.textContent = "Press Enter to ask for a written answer with sources";
+    el.answerMeta.textContent = t("answer.hint");
   }
 
   function resetAnswer() {
@@ -943,7 +1071,7 @@
     answer.q = q;
     resetAnswer();
     el.answer.hidden = false;
-    el.answerMeta.textContent = config.llmModel ? `Writing with ${config.llmModel}…` : "Writing…";
+    el.answerMeta.textContent = config.llmModel ? t("answer.writingWith", { model: config.llmModel }) : t("answer.writing");
     el.answerBody.setAttribute("aria-busy", "true");
     el.answerStop.hidden = false;
     const live = () => answer.controller === controller;
@@ -957,10 +1085,10 @@
         });
       } catch (err) {
         if (err.name === "AbortError") throw err;
-        throw new ApiError("The searchd server cannot be reached.", 0, true);
+        throw new ApiError(t("error.unreachable"), 0, true);
       }
       if (!response.ok || !response.body) {
-        let message = `The answer failed (${response.status})`;
+        let message = t("answer.failedStatus", { status: response.status });
         try { const data = await response.json(); if (data && data.error) message = data.error; } catch { /* not JSON */ }
         throw new ApiError(message, response.status);
       }
@@ -1028,7 +1156,7 @@
       renderAnswerText();
       renderCitations();
     } else if (event === "error") {
-      showAnswerError(data.answer_error || data.error || "The answer failed.");
+      showAnswerError(data.answer_error || data.error || t("answer.failed"));
     } else if (event === "done") {
       if (typeof data.answer === "string" && data.answer && data.answer !== answer.text) {
         answer.text = data.answer;  // the server's whole answer is the one to keep
@@ -1036,7 +1164,7 @@
       }
       const parts = [];
       if (data.model) parts.push(data.model);
-      if (typeof data.took_ms === "number") parts.push(`${(data.took_ms / 1000).toFixed(1)} s`);
+      if (typeof data.took_ms === "number") parts.push(t("answer.seconds", { n: L.decimal(data.took_ms / 1000, 1) }));
       el.answerMeta.textContent = parts.join(" · ");
     }
   }
@@ -1082,6 +1210,40 @@
     } else {
       openPreviewById(Number(citation.id));
     }
+  }
+
+  // ---------------------------------------------------------------- language -----
+
+  /** The page's own words in the current language: the template's marked elements, <html lang>, the switch. */
+  function applyLanguage() {
+    document.documentElement.lang = L.htmlLang;
+    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+    for (const node of document.querySelectorAll("[data-i18n-label]")) node.setAttribute("aria-label", t(node.dataset.i18nLabel));
+    for (const node of document.querySelectorAll("[data-i18n-title]")) node.setAttribute("title", t(node.dataset.i18nTitle));
+    for (const button of el.lang.querySelectorAll("[data-lang]")) {
+      button.setAttribute("aria-pressed", button.dataset.lang === L.lang ? "true" : "false");
+    }
+    if (!el.loadMore.disabled) el.loadMore.textContent = t("results.loadMore");
+  }
+
+  /** Switch language in place: what is on the page is drawn again from what the server already sent. */
+  function setLanguage(lang) {
+    I18N.storeLang(lang);  // the switch wins over the browser from now on
+    if (lang === L.lang) return;
+    L = I18N.create(lang);
+    applyLanguage();
+    renderPlaceholder();
+    renderChipLabel();
+    renderModes();
+    updateTitle();
+    if (state.status !== null) setStatus(state.status);
+    if (state.lastData && state.query) {
+      renderResults(false, state.lastData);
+    } else if (state.redraw) {
+      state.redraw();
+    }
+    if (state.previewHit && el.preview.open) showPreview(state.previewHit);
+    if (answer.pending && !answer.controller && !answer.text && !el.answer.hidden) el.answerMeta.textContent = t("answer.hint");
   }
 
   // ---------------------------------------------------------------- events -------
@@ -1168,6 +1330,16 @@
     });
     el.modes.addEventListener("keydown", onModesKeydown);
     el.loadMore.addEventListener("click", loadMore);
+    el.showWeak.addEventListener("click", toggleWeak);
+    el.collapse.addEventListener("change", () => {
+      state.collapse = el.collapse.checked;
+      if (state.query) search({ committed: true, force: true, history: "push" });
+      else recordModeOnly();
+    });
+    el.lang.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-lang]");
+      if (button) setLanguage(button.dataset.lang);
+    });
     document.addEventListener("keydown", onKeydown);
 
     el.previewClose.addEventListener("click", closePreview);
@@ -1189,7 +1361,7 @@
       answer.controller = null;
       el.answerBody.setAttribute("aria-busy", "false");
       el.answerStop.hidden = true;
-      el.answerMeta.textContent = "Stopped";
+      el.answerMeta.textContent = t("answer.stopped");
     });
 
     document.addEventListener("paste", (event) => {
@@ -1250,6 +1422,8 @@
   }
 
   wireEvents();
+  applyLanguage();
+  renderPlaceholder();
   renderModes();
   boot();
 })();
