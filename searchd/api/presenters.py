@@ -37,12 +37,15 @@ def hit_out(hit: Hit) -> HitOut:
     return HitOut(id=hit.id, kind=hit.kind, path=hit.path, score=round(float(hit.score), 6),
                   snippet=hit.snippet, thumbnail_url=thumbnail_url(hit.id, hit.kind),
                   file_url=f"/api/items/{hit.id}/file",
-                  metadata=item_metadata(hit.record) if hit.record else {})
+                  metadata=item_metadata(hit.record) if hit.record else {},
+                  cosine=round(float(hit.cosine), 6), weak=hit.weak,
+                  copies=[{"id": i, "path": p} for i, p in hit.copies])
 
 
 def search_out(result: SearchResult) -> SearchOut:
     return SearchOut(query=result.query, mode=result.mode, took_ms=round(result.took_ms, 2),
-                     hits=[hit_out(h) for h in result.hits], next_offset=result.next_offset)
+                     hits=[hit_out(h) for h in result.hits], next_offset=result.next_offset,
+                     weak_hidden=result.weak_hidden, notice=result.notice)
 
 
 def item_out(rec: ItemRecord) -> ItemOut:

@@ -22,6 +22,9 @@ class HitOut:
     thumbnail_url: str | None
     file_url: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    cosine: float = 0.0
+    weak: bool = False
+    copies: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -31,6 +34,8 @@ class SearchOut:
     took_ms: float
     hits: list[HitOut]
     next_offset: int | None
+    weak_hidden: int = 0
+    notice: str | None = None
 
 
 @dataclass

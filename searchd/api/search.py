@@ -50,18 +50,21 @@ class SearchController(Controller):
         mode: Annotated[str, Parameter(description=f"One of {', '.join(MODES)}.")] = "text-all",
         k: K = 20,
         offset: OFFSET = 0,
-        min_score: Annotated[float | None, Parameter(ge=-1, le=1, description="Drop hits below this cosine similarity.")] = None,
+        min_score: Annotated[float | None, Parameter(ge=0, le=1, description="Drop hits whose calibrated score (0-1) is below this.")] = None,
         kind: Annotated[str | None, Parameter(description="image or text")] = None,
         path_prefix: Annotated[str | None, Parameter(max_length=4096, description="Only documents under this path.")] = None,
         taken_after: Annotated[str | None, Parameter(description="Only photos taken on or after this ISO date (EXIF).")] = None,
         taken_before: Annotated[str | None, Parameter(description="Only photos taken on or before this ISO date (EXIF).")] = None,
         sort: Annotated[str, Parameter(description="relevance or date")] = "relevance",
         item: Annotated[int | None, Parameter(ge=1, description="Search by this indexed item (image-* modes).")] = None,
+        weak: Annotated[bool, Parameter(description="Also return hits below the relevance floor, marked weak.")] = False,
+        collapse: Annotated[bool, Parameter(description="Fold near-duplicate images into one hit with its copies.")] = True,
     ) -> Response[SearchOut]:
         query = Query(mode=mode, text=q if mode not in IMAGE_MODES else None, item_id=item, k=k, offset=offset,
                       min_score=min_score, kind=kind, path_prefix=path_prefix,
                       taken_after=_iso(taken_after, "taken_after"),
-                      taken_before=_end_of_day(_iso(taken_before, "taken_before")), sort=sort)
+                      taken_before=_end_of_day(_iso(taken_before, "taken_before")), sort=sort,
+                      weak=weak, collapse=collapse)
         return search_response(engine.search(query))
 
     @post("/image", summary="Search by an uploaded image", status_code=200,
