@@ -41,7 +41,7 @@ def upload(client, data: bytes, name="q.png", **params):
 
 def test_text_image(client):
     body = search(client, q="a red circle", mode="text-image", k=3)
-    assert set(body) == {"query", "mode", "took_ms", "hits", "next_offset"}
+    assert set(body) == {"query", "mode", "took_ms", "hits", "next_offset", "weak_hidden", "notice"}
     hit = body["hits"][0]
     assert "red-circle" in hit["path"] and hit["kind"] == "image"
     assert hit["thumbnail_url"] == f"/api/items/{hit['id']}/thumbnail"
