@@ -75,9 +75,9 @@ def chromium():
 
 
 @contextmanager
-def _open_page(browser, viewport: dict):
+def open_page(browser, viewport: dict, locale: str = "en-US"):
     """A fresh context and page; fails the test if the page threw an uncaught error."""
-    context = browser.new_context(viewport=viewport, device_scale_factor=1, locale="en-US",
+    context = browser.new_context(viewport=viewport, device_scale_factor=1, locale=locale,
                                   timezone_id="UTC", reduced_motion="reduce")
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -90,13 +90,13 @@ def _open_page(browser, viewport: dict):
 
 @pytest.fixture
 def desktop_page(chromium):
-    with _open_page(chromium, DESKTOP) as page:
+    with open_page(chromium, DESKTOP) as page:
         yield page
 
 
 @pytest.fixture
 def phone_page(chromium):
-    with _open_page(chromium, PHONE) as page:
+    with open_page(chromium, PHONE) as page:
         yield page
 
 

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ServerProcess, run_cli
-from tests.e2e.conftest import DESKTOP
+from tests.e2e.conftest import DESKTOP, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -436,15 +436,8 @@ def test_phone_width_layout(phone_page: Page, browser_server, screenshot):
 @pytest.fixture
 def zh_page(chromium):
     """A desktop page in a browser whose language is Simplified Chinese (navigator.languages)."""
-    context = chromium.new_context(viewport=DESKTOP, device_scale_factor=1, locale="zh-CN",
-                                   timezone_id="UTC", reduced_motion="reduce")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with open_page(chromium, DESKTOP, locale="zh-CN") as page:
+        yield page
 
 
 def test_page_speaks_chinese_to_a_chinese_browser(zh_page: Page, browser_server, screenshot):
