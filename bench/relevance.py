@@ -3,6 +3,7 @@
     python bench/relevance.py                          # index sample_data/ into a temp dir (demo models)
     python bench/relevance.py --data-dir D             # reuse an index of sample_data/
     python bench/relevance.py --write-expected         # also record lower bounds for the e2e test
+    python bench/relevance.py --data-dir D --floors    # measure the relevance floors instead
 
 Runs every judgements file (default: sample_data/judgements/*.jsonl) through the engine once
 per fusion method and prints, per mode and language, recall@1/5/10, MRR, nDCG@10 and empty@10
@@ -13,6 +14,16 @@ figures come from `searchd eval FILES --fusion METHOD`.
 per (mode, language) the nDCG@10, recall@10 and empty@10 measured, rounded down to a multiple
 of 0.05 and lowered by --margin, so tests/e2e/test_cli.py fails when relevance drops, not when
 it wobbles. Zero bounds are left out.
+
+--floors measures searchd.ranking.FLOORS instead of comparing fusions: every judgement runs
+once (calibrated, weak hits included, the query image left out) and each hit's z-score is
+read back from its score (z = Z_SCALE * logit(score) + the pair's floor; for passages it
+includes the keyword evidence). One line per (query kind, item kind) pair: the judged-relevant
+files in the first 10 and their lowest and 10th-percentile z; the "no answer" queries that
+forbid that kind (none_of) and the highest z of that kind in their first 10; the current
+floor; and a suggested one: the highest no-answer z + 0.1 (pages of no-answer queries stay
+clean), capped at the lowest relevant z (no judged-relevant hit is hidden), with the bound
+that decided it.
 """
 
 from __future__ import annotations
@@ -26,12 +37,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from searchd import eval as evaluation  # noqa: E402
+from searchd import ranking  # noqa: E402
 from searchd.cli_common import quiet_libraries  # noqa: E402
 from searchd.engine import create_search_engine  # noqa: E402
 from searchd.settings import load_settings  # noqa: E402
@@ -75,6 +90,75 @@ def side_by_side(runs: dict[str, list[dict]], ks) -> str:
     return "\n".join(lines)
 
 
+def z_of(score: float, pair: tuple[str, str]) -> float:
+    """The z-score behind a hit's relevance: its margin above the pair's floor, plus the floor."""
+    s = min(max(score, 1e-9), 1 - 1e-9)
+    return ranking.Z_SCALE * math.log(s / (1 - s)) + ranking.FLOORS.get(pair, 0.0)
+
+
+def measure_floors(engine, sets: list[evaluation.JudgementSet]) -> str:
+    """Per (query kind, item kind): relevant and no-answer z-scores on page 1, and a floor between."""
+    from searchd.engine import Query
+
+    page = evaluation.PAGE
+    relevant_z: dict[tuple[str, str], list[float]] = defaultdict(list)
+    forbidden_z: dict[tuple[str, str], list[float]] = defaultdict(list)
+    no_answer: dict[tuple[str, str], int] = defaultdict(int)
+    for jset in sets:
+        for j in jset.judgements:
+            query_kind = "image" if j.mode.startswith("image-") else "text"
+            image = engine.load_upload((jset.root / j.image).read_bytes()) if j.image else None
+            result = engine.search(Query(mode=j.mode, text=j.text, image=image,
+                                         k=page + (1 if j.image else 0), weak=True))
+            judged = set(j.grades) | ({j.image} if j.image else set())
+            hits, seen = [], set()
+            for hit in result.hits:
+                key = evaluation.hit_key(hit.path, jset.root, judged)
+                if j.image is not None and key == j.image:
+                    continue
+                hits.append((hit, None if key in seen else key))  # a file counts once, at its best rank
+                seen.add(key)
+            worst: dict[str, float] = {}
+            for hit, key in hits[:page]:
+                pair = (query_kind, hit.kind)
+                z = z_of(hit.score, pair)
+                if key is not None and key in j.relevant:
+                    relevant_z[pair].append(z)
+                if j.none_of in ("any", hit.kind):
+                    worst[hit.kind] = max(worst.get(hit.kind, -math.inf), z)
+            if j.none_of:
+                searched = evaluation.MODE_KIND[j.mode]
+                for kind in ("image", "text"):
+                    if j.none_of in ("any", kind) and searched in (None, kind):
+                        no_answer[(query_kind, kind)] += 1
+                        if kind in worst:
+                            forbidden_z[(query_kind, kind)].append(worst[kind])
+
+    def num(value: float | None) -> str:
+        return "    -" if value is None else f"{value:5.2f}"
+
+    lines = [f"{'pair':<14} {'rel':>4} {'min z':>5} {'p10 z':>5}  {'none':>4} {'max z':>5}  "
+             f"{'floor':>5}  suggested"]
+    pairs = list(ranking.FLOORS) + sorted((set(relevant_z) | set(no_answer)) - set(ranking.FLOORS))
+    for pair in pairs:
+        rel = relevant_z.get(pair, [])
+        low = min(rel) if rel else None
+        p10 = float(np.percentile(rel, 10)) if rel else None
+        high = max(forbidden_z[pair]) if forbidden_z.get(pair) else None
+        if high is not None and (low is None or high + 0.1 <= low):
+            suggestion = f"{high + 0.1:5.2f} (no-answer max + 0.1)"
+        elif high is not None:
+            suggestion = f"{low:5.2f} (capped at the lowest relevant; no-answer wants {high + 0.1:.2f})"
+        elif low is not None:
+            suggestion = f"<= {low:.2f} (no no-answer hit of this kind; only the relevant bound)"
+        else:
+            suggestion = "-"
+        floor = ranking.FLOORS.get(pair)
+        lines.append(f"{pair[0] + '->' + pair[1]:<14} {len(rel):>4} {num(low)} {num(p10)}  "
+                     f"{no_answer.get(pair, 0):>4} {num(high)}  {num(floor)}  {suggestion}")
+    return "\n".join(lines)
+
+
 def lower_bounds(rows: list[dict], margin: float) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for row in rows:
@@ -104,7 +188,11 @@ def main() -> None:
                     help="record lower bounds from the first fusion's figures "
                          f"(default path: {EXPECTED.relative_to(REPO)})")
     ap.add_argument("--margin", type=float, default=0.05, help="how far below the measured figure a bound sits")
+    ap.add_argument("--floors", action="store_true",
+                    help="measure the relevance floor of each (query kind, item kind) pair instead")
     args = ap.parse_args()
+    if args.floors and args.write_expected:
+        ap.error("--floors measures floors, not the figures --write-expected records; use one at a time")
 
     files = args.judgements or sorted(JUDGEMENTS.glob("*.jsonl"))
     try:
@@ -122,6 +210,15 @@ def main() -> None:
         engine = create_search_engine(load_settings({"data_dir": data_dir, "models": args.models}))
         try:
             engine.warm_up()
+            if args.floors:
+                started = time.perf_counter()
+                table = measure_floors(engine, sets)
+                print(f"floors: {sum(len(s.judgements) for s in sets)} queries in "
+                      f"{time.perf_counter() - started:.1f}s", file=sys.stderr)
+                print(f"relevance floors (z of the first {evaluation.PAGE} hits, weak hits included), "
+                      f"models {args.models}, revision {revision()}")
+                print(table)
+                return
             runs, outcomes = {}, {}
             for fusion in fusions:
                 started = time.perf_counter()

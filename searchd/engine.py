@@ -392,15 +392,16 @@ class SearchEngine:
             order = [i for i in order if source is None or records[i].document_id != source.document_id]
         score = {i: ranking.relevance(z[i]) for i in order}
         passing = [i for i in order if q.min_score is None or score[i] >= q.min_score]
-        strong = [i for i in passing if z[i] >= ranking.Z_FLOOR]
-        weak = [i for i in passing if z[i] < ranking.Z_FLOOR]
+        strong = [i for i in passing if z[i] >= 0]
+        weak = [i for i in passing if z[i] < 0]
         copies = self._collapse(strong + weak, records) if q.collapse else {}
         if copies:
             folded = {c for group in copies.values() for c in group}
             strong = [i for i in strong if i not in folded]
             weak = [i for i in weak if i not in folded]
         if q.sort == "date":  # newest first among the relevant; weaker ones stay behind them
-            strong.sort(key=lambda i: records[i].taken_at or _iso(records[i].mtime_ns), reverse=True)
+            for group in (strong, weak):
+                group.sort(key=lambda i: records[i].taken_at or _iso(records[i].mtime_ns), reverse=True)
         order = strong + weak if q.weak else strong
         weak_hidden = 0 if q.weak else len(weak)
         page = order[q.offset:q.offset + q.k]
@@ -411,7 +412,7 @@ class SearchEngine:
             snippet = make_snippet(rec.text or "", terms) if rec.kind == "text" else ""
             hits.append(Hit(id=item_id, kind=rec.kind, path=rec.path, score=score[item_id],
                             cosine=cosine.get(item_id, 0.0), snippet=snippet, document_id=rec.document_id,
-                            weak=z[item_id] < ranking.Z_FLOOR, record=rec,
+                            weak=z[item_id] < 0, record=rec,
                             copies=[(c, records[c].path) for c in copies.get(item_id, [])]))
         timings["fetch_ms"] = (time.perf_counter() - t2) * 1000
         next_offset = q.offset + q.k if len(order) > q.offset + q.k else None
@@ -451,7 +452,7 @@ class SearchEngine:
         background = self._background(q, space, modality, vector)
         for item_id, score in hits:
             cosine[item_id] = score
-            z[item_id] = background.z(score)
+            z[item_id] = background.margin(score)
         return [i for i, _ in hits]
 
     def _hybrid_text(self, indexes: IndexSet, vector: np.ndarray, n: int, q: Query,
@@ -472,7 +473,7 @@ class SearchEngine:
             background = self._background(q, "text", "text", vector)
             for item_id, vec in catalog.get_vectors(missing).items():
                 cosine[item_id] = float(np.dot(vec, vector))
-                z[item_id] = background.z(cosine[item_id])
+                z[item_id] = background.margin(cosine[item_id])
         return [dense, [i for i, _ in keyword if i in z]], dict(keyword)
 
     @staticmethod

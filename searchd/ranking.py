@@ -2,14 +2,15 @@
 
 Raw scores from different spaces do not compare: a CLIP text-to-image cosine of 0.25 can
 be excellent while an e5 passage cosine of 0.80 is chance. So every list is calibrated
-against the background of its own space *for this query*: the query's similarities to a
-fixed random sample of the same index (the collection itself, not a constant tuned to
-one model). The median and MAD of that sample say what "no better than chance" looks
-like; a hit's z-score says how far above chance it stands, which means the same thing
-in every space. ``relevance(z)`` maps it into [0, 1] for people and clients; the floor
-is a z-score too. (Qdrant's distribution-based score fusion normalises by each list's
-own mean and spread; a returned list is the top of the distribution, so its spread says
-little about chance. Measured on the shipped judgements: see bench/relevance.py.)
+against the background of its own space *for this query*: the centre is the median of the
+query's similarities to a fixed random sample of the same index, the spread that of
+stand-in pairs drawn from the collection itself (not constants tuned to one model). A
+hit's z-score says how far above chance it stands; less the floor of its (query kind,
+item kind) pair it is the hit's *margin*, which is what every list is merged by, and
+``relevance(margin)`` maps it into [0, 1] for people and clients (0.5 at the floor).
+Qdrant's distribution-based score fusion normalises by each returned list's own mean and
+spread instead; a returned list is the top of the distribution, so its spread says little
+about chance. bench/relevance.py compares this against reciprocal rank fusion.
 
 Keyword evidence for passages (BM25, the share of the query's words a passage holds, an
 exact phrase, words in the title) is added in z units, so a passage that says what the
@@ -18,7 +19,6 @@ query says climbs without a keyword-only match outranking meaning.
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 from dataclasses import dataclass
@@ -26,13 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-#: a sample this big gives the median and MAD of the background to within a few hundredths
+#: a sample this big gives the median of the background to within a few hundredths
 BACKGROUND_SAMPLE = 1024
-#: z at which relevance is 0.5, and the z-distance over which it rises from 0.27 to 0.73
-Z_MID = 3.0
+#: the z-score above which a hit is better than chance, per (query kind, item kind).
+#: One z-scale does not fit every pair: a word query's best passage sits lower above its
+#: background than a word query's best image does, and an image's nearest other image
+#: lower still. Measured on the shipped judgements (bench/relevance.py --floors): the
+#: lowest floor that keeps a no-answer query's page free of that kind, capped where it
+#: would hide judged-relevant hits.
+FLOORS = {("text", "image"): 3.3, ("image", "image"): 2.7, ("image", "text"): 3.3, ("text", "text"): 1.0}
+#: relevance rises from 0.27 to 0.73 over this many z-units around the floor
 Z_SCALE = 1.0
-#: hits below this z are no better than chance for their space; measured on the judgements
-Z_FLOOR = 3.0
 #: keyword evidence, in z units (bench/relevance.py compares the weights)
 W_BM25 = 1.0
 W_COVERAGE = 1.0
@@ -49,17 +53,23 @@ class Background:
 
     center: float
     spread: float
+    floor: float = 0.0
 
     def z(self, score: float) -> float:
         return (score - self.center) / self.spread
 
+    def margin(self, score: float) -> float:
+        """How far (in z-units) a cosine stands above this pair's floor: > 0 is relevant."""
+        return self.z(score) - self.floor
 
-def relevance(z: float) -> float:
-    """A z-score above chance -> relevance in [0, 1], the same scale for every kind."""
-    return 1.0 / (1.0 + math.exp(-(z - Z_MID) / Z_SCALE))
+
+def relevance(margin: float) -> float:
+    """A margin above the floor -> relevance in [0, 1], the same scale for every kind:
+    0.5 at the floor, so ``min_score=0.5`` is the floor and more is stricter."""
+    return 1.0 / (1.0 + math.exp(-margin / Z_SCALE))
 
 
-def background_of(query: np.ndarray, sample: np.ndarray, spread: float) -> Background:
+def background_of(query: np.ndarray, sample: np.ndarray, spread: float, floor: float = 0.0) -> Background:
     """Chance for this query in one index: the median of its similarities to a sample of
     the index, with the index's own spread (``pair_spread``).
 
@@ -68,9 +78,9 @@ def background_of(query: np.ndarray, sample: np.ndarray, spread: float) -> Backg
     own similarities in a small or uniform collection (48 coloured shapes) are spread by
     the very items it is looking for, which would make a perfect match look ordinary."""
     if sample.shape[0] < 2:
-        return Background(0.0, 1.0)
+        return Background(0.0, 1.0, floor)
     sims = sample @ np.asarray(query, dtype=np.float32).reshape(-1)
-    return Background(float(np.median(sims)), spread)
+    return Background(float(np.median(sims)), spread, floor)
 
 
 def pair_spread(queries: np.ndarray, items: np.ndarray) -> float:
@@ -135,27 +145,39 @@ class BackgroundSamples:
             with self._lock:
                 if generation == self._generation:
                     self._spreads[key] = spread
-        return background_of(query, items, spread)
+        return background_of(query, items, spread, FLOORS.get((query_modality, modality), 0.0))
 
 
 def keyword_bonus(bm25: float, best_bm25: float, coverage: float, phrase: bool, title: float) -> float:
     """Keyword evidence of one passage, in z units."""
     normalised = bm25 / best_bm25 if best_bm25 > 0 else 0.0
-    return W_BM25 * normalised * coverage + W_COVERAGE * coverage + W_PHRASE * phrase + W_TITLE * title
+    # squared shares: a passage holding half of the query's words says something else
+    return (W_BM25 * normalised * coverage + W_COVERAGE * coverage ** 2 + W_PHRASE * phrase
+            + W_TITLE * title ** 2)
 
 
 def term_coverage(terms: list[str], text: str) -> float:
-    """The share of the query's words that appear in ``text`` (whole words for Latin script)."""
+    """The share of the query's words that appear in ``text``: whole words for Latin script,
+    where a CJK neighbour ends a word as a space does ("lora" in "用LoRA微调", as snippets mark
+    it), anywhere for Chinese."""
+    import re
+
+    from indexer.keywords import HAN_CHARS, SINGLE_CHARS
+
     if not terms:
         return 0.0
     lowered = text.lower()
+    # a letter or digit continues a Latin word, unless it is CJK (str.isalnum() is true for 用)
+    cjk = re.compile(f"[{HAN_CHARS}{SINGLE_CHARS}]")
+
+    def continues(i: int) -> bool:
+        return 0 <= i < len(lowered) and lowered[i].isalnum() and not cjk.match(lowered[i])
+
     found = 0
     for term in terms:
         start = lowered.find(term)
         while start >= 0:
-            end = start + len(term)
-            if not term.isascii() or ((start == 0 or not lowered[start - 1].isalnum())
-                                      and (end >= len(lowered) or not lowered[end].isalnum())):
+            if not term.isascii() or not (continues(start - 1) or continues(start + len(term))):
                 found += 1
                 break
             start = lowered.find(term, start + 1)
@@ -201,7 +223,7 @@ class PerceptualHashes:
         try:
             from PIL import Image
 
-            with Image.open(io.BytesIO(path.read_bytes())) as im:
+            with Image.open(path) as im:
                 value = dhash(im)
         except (OSError, ValueError):
             value = None

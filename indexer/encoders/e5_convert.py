@@ -54,7 +54,7 @@ PROMPTS = {"query": "query: ", "passage": "passage: "}
 #: trained on about 100 languages (XLM-R's); one word says it better in `searchd status` than a list
 LANGUAGES = ["multilingual"]
 
-#: what the model is, for the folder's README and config
+#: what the model is, for the folder's MODEL_CARD and config
 SOURCE_MODEL = "intfloat/multilingual-e5-small"
 
 #: per-layer tensors: name in e5-small-q4.bin -> name in a transformers BertModel
@@ -369,7 +369,8 @@ def convert(out_dir: str | os.PathLike, *, weights: Path | None = None, tokenize
            "similarity_fn_name": "cosine",
            # read by searchd's SbertEncoder; sentence-transformers ignores keys it does not know
            "languages": LANGUAGES, "source_model": SOURCE_MODEL})
-    (building / "README.md").write_text(_readme(weights, tokenizer, _versions()), encoding="utf-8")
+    # MODEL_CARD, not README.md: `searchd index sample_data` should not index the model's card
+    (building / "MODEL_CARD").write_text(_readme(weights, tokenizer, _versions()), encoding="utf-8")
 
     if out.exists():
         retired = out.with_name(f".{out.name}.old")

@@ -19,6 +19,7 @@ from indexer.datadir import DataDir
 from indexer.errors import NotFoundError
 from searchd.api.presenters import item_out, search_response
 from searchd.api.schemas import ItemOut, SearchOut
+from searchd.api.search import COLLAPSE, WEAK
 from searchd.engine import MAX_K, MAX_OFFSET, Query, SearchEngine
 
 ITEM_ID = Annotated[int, Parameter(ge=1, le=2**62, description="An item id from a search hit.")]
@@ -41,9 +42,12 @@ class ItemsController(Controller):
                                                    "text-text its sentence-transformer vector (text items).")] = "image-image",
         k: Annotated[int, Parameter(ge=1, le=MAX_K)] = 20,
         offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
+        weak: WEAK = False,
+        collapse: COLLAPSE = True,
     ) -> Response[SearchOut]:
         engine.item(item_id)  # 404 before anything else
-        return search_response(engine.search(Query(mode=mode, item_id=item_id, k=k, offset=offset)))
+        return search_response(engine.search(Query(mode=mode, item_id=item_id, k=k, offset=offset, weak=weak,
+                                                    collapse=collapse)))
 
     @get("/{item_id:int}/thumbnail", sync_to_thread=True, summary="Small WebP preview of an image item",
          media_type="image/webp")

@@ -18,6 +18,8 @@ from searchd.settings import Settings
 
 K = Annotated[int, Parameter(ge=1, le=MAX_K, description="Number of hits (1-200).")]
 OFFSET = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="Hits to skip, for paging.")]
+WEAK = Annotated[bool, Parameter(description="Also return hits below the relevance floor, marked weak.")]
+COLLAPSE = Annotated[bool, Parameter(description="Fold near-duplicate images into one hit with its copies.")]
 
 
 def _iso(value: str | None, name: str) -> str | None:
@@ -57,8 +59,8 @@ class SearchController(Controller):
         taken_before: Annotated[str | None, Parameter(description="Only photos taken on or before this ISO date (EXIF).")] = None,
         sort: Annotated[str, Parameter(description="relevance or date")] = "relevance",
         item: Annotated[int | None, Parameter(ge=1, description="Search by this indexed item (image-* modes).")] = None,
-        weak: Annotated[bool, Parameter(description="Also return hits below the relevance floor, marked weak.")] = False,
-        collapse: Annotated[bool, Parameter(description="Fold near-duplicate images into one hit with its copies.")] = True,
+        weak: WEAK = False,
+        collapse: COLLAPSE = True,
     ) -> Response[SearchOut]:
         query = Query(mode=mode, text=q if mode not in IMAGE_MODES else None, item_id=item, k=k, offset=offset,
                       min_score=min_score, kind=kind, path_prefix=path_prefix,
@@ -68,8 +70,8 @@ class SearchController(Controller):
         return search_response(engine.search(query))
 
     @post("/image", summary="Search by an uploaded image", status_code=200,
-          description="multipart/form-data with the image in field `file`; `mode`, `k` and `offset` "
-                      "as query parameters or form fields.")
+          description="multipart/form-data with the image in field `file`; `mode`, `k`, `offset`, "
+                      "`weak` and `collapse` as query parameters or form fields.")
     async def search_image(
         self,
         request: Request,
@@ -78,6 +80,8 @@ class SearchController(Controller):
         mode: Annotated[str | None, Parameter(description="image-image, image-text or image-all")] = None,
         k: Annotated[int | None, Parameter(ge=1, le=MAX_K)] = None,
         offset: Annotated[int | None, Parameter(ge=0, le=MAX_OFFSET)] = None,
+        weak: Annotated[bool | None, Parameter(description="Also return hits below the relevance floor.")] = None,
+        collapse: Annotated[bool | None, Parameter(description="Fold near-duplicate images (default true).")] = None,
     ) -> Response[SearchOut]:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_upload_bytes + 65536:
@@ -94,14 +98,28 @@ class SearchController(Controller):
         mode = mode or form.get("mode") or "image-image"
         k = k if k is not None else _int_field(form.get("k"), 20, "k", 1, MAX_K)
         offset = offset if offset is not None else _int_field(form.get("offset"), 0, "offset", 0, MAX_OFFSET)
+        weak = weak if weak is not None else _bool_field(form.get("weak"), False, "weak")
+        collapse = collapse if collapse is not None else _bool_field(form.get("collapse"), True, "collapse")
         if mode not in IMAGE_MODES:
             raise BadRequestError(f"mode must be one of {', '.join(IMAGE_MODES)}")
 
         def run() -> Response[SearchOut]:
             image = engine.load_upload(data)
-            return search_response(engine.search(Query(mode=mode, image=image, k=k, offset=offset)))
+            return search_response(engine.search(Query(mode=mode, image=image, k=k, offset=offset, weak=weak,
+                                                       collapse=collapse)))
 
         return await anyio.to_thread.run_sync(run)
+
+
+def _bool_field(raw, default: bool, name: str) -> bool:
+    if raw is None or raw == "":
+        return default
+    value = str(raw).strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise BadRequestError(f"{name} must be true or false")
 
 
 def _int_field(raw, default: int, name: str, lo: int, hi: int) -> int:
