@@ -162,9 +162,12 @@ def _render_snippet(snippet: str, color: bool) -> str:
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of results.")
 @click.option("--offset", type=int, default=0, help="Skip this many results (paging).")
 @click.option("--kind", type=click.Choice(["image", "text"]), help="Only hits of this kind.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: query, mode, took_ms, hits.")
+@click.option("--weak", is_flag=True, help="Also show hits below the relevance floor (marked weak).")
+@click.option("--no-collapse", "collapse", is_flag=True, flag_value=False, default=True,
+              help="Show near-duplicate images one by one instead of folded into one hit.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: query, mode, took_ms, hits, weak_hidden, notice.")
 @handle_errors
-def search(query, mode, image_path, k, offset, kind, as_json, **overrides):
+def search(query, mode, image_path, k, offset, kind, weak, collapse, as_json, **overrides):
     """Search the index by text QUERY or by --image FILE."""
     from searchd.engine import Query, create_search_engine
 
@@ -175,7 +178,7 @@ def search(query, mode, image_path, k, offset, kind, as_json, **overrides):
         image = engine.load_upload(Path(image_path).read_bytes()) if image_path else None
         mode = mode or ("image-all" if image is not None else "text-all")
         result = engine.search(Query(mode=mode, text=query if not image_path else None, image=image,
-                                     k=k, offset=offset, kind=kind))
+                                     k=k, offset=offset, kind=kind, weak=weak, collapse=collapse))
     finally:
         engine.close()
     if as_json:
@@ -186,13 +189,18 @@ def search(query, mode, image_path, k, offset, kind, as_json, **overrides):
         click.echo(json.dumps(out, ensure_ascii=False))
         return
     color = sys.stdout.isatty()
+    if result.notice:
+        click.echo(f"note: {result.notice}", err=True)
     if not result.hits:
-        click.echo("no results")
+        click.echo("no close matches" + (f"; {result.weak_hidden} weaker ones hidden (--weak shows them)"
+                                         if result.weak_hidden else ""))
     for rank, hit in enumerate(result.hits, start=offset + 1):
-        click.echo(f"{rank:>3}. {hit.score:6.3f}  {hit.kind:<5}  {hit.path}")
+        flags = "".join((" (weak)" if hit.weak else "", f" (+{len(hit.copies)} copies)" if hit.copies else ""))
+        click.echo(f"{rank:>3}. {hit.score:6.3f}  {hit.kind:<5}  {hit.path}{flags}")
         if hit.snippet:
             click.echo(f"       {_render_snippet(hit.snippet, color)[:200]}")
-    click.echo(f"({len(result.hits)} hits in {result.took_ms:.0f} ms, mode {result.mode})", err=True)
+    hidden = f", {result.weak_hidden} weaker hidden" if result.weak_hidden and result.hits else ""
+    click.echo(f"({len(result.hits)} hits in {result.took_ms:.0f} ms, mode {result.mode}{hidden})", err=True)
 
 
 # --- status and verify ------------------------------------------------------------------

@@ -8,6 +8,7 @@ and swaps them in; queries already running finish on the old ones.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import re
@@ -40,6 +41,9 @@ MAX_QUERY_CHARS = 1000
 RRF_K = 60
 #: near-duplicates are looked for among this many image hits (a page never reaches further)
 MAX_COLLAPSE = 400
+#: passages that stand in for a query the CLIP model cannot read
+PASSAGE_BRIDGE = 3
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff]")
 
 
 @dataclass
@@ -373,7 +377,9 @@ class SearchEngine:
         image_ids: list[int] = []
         text_lists: list[list[int]] = []   # ranked lists of passages, fused by RRF when asked
         bm25: dict[int, float] = {}
-        if q.mode in ("text-image", "text-all", "image-image", "image-all") and image_wanted:
+        if q.mode in ("text-image", "text-all") and image_wanted and not self._clip_reads(q.text):
+            image_ids = self._images_by_passages(indexes, q, query_vec["text"], n, cosine, z)
+        elif q.mode in ("text-image", "text-all", "image-image", "image-all") and image_wanted:
             image_ids = self._scored(indexes, "clip", "image", query_vec["clip"], n, q, cosine, z)
         if q.mode in ("text-text", "text-all") and text_wanted:
             text_lists, bm25 = self._hybrid_text(indexes, query_vec["text"], n, q, cosine, z)
@@ -424,6 +430,8 @@ class SearchEngine:
     def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
         catalog = self.catalog
         spaces = {"text-image": ("clip",), "text-text": ("text",), "text-all": ("clip", "text")}.get(q.mode, ("clip",))
+        if q.mode == "text-image" and q.item_id is None and not self._clip_reads(q.text):
+            spaces = ("text",)  # images are found through the passages the text model finds
         query_vec: dict[str, np.ndarray] = {}
         if q.item_id is not None:  # "more like this": the item's own stored vectors, no model
             if catalog.item(q.item_id) is None:
@@ -449,11 +457,19 @@ class SearchEngine:
                 cosine: dict[int, float], z: dict[int, float]) -> list[int]:
         """The nearest items of one index, best first, their cosines and z-scores recorded."""
         hits = self._dense(indexes, space, modality, vector, n, q)
-        background = self._background(q, space, modality, vector)
+        self._calibrate(self._background(q, space, modality, vector), hits, cosine, z)
+        return [i for i, _ in hits]
+
+    def _calibrate(self, background: ranking.Background, hits: list[tuple[int, float]],
+                   cosine: dict[int, float], z: dict[int, float]) -> None:
+        """Record each hit's cosine and its margin above the floor (passages: by script)."""
+        texts = {}
+        if background.centers:
+            texts = {i: rec.text or "" for i, rec in self.catalog.items([i for i, _ in hits]).items()}
         for item_id, score in hits:
             cosine[item_id] = score
-            z[item_id] = background.margin(score)
-        return [i for i, _ in hits]
+            script = ranking.script_of(texts[item_id]) if item_id in texts else None
+            z[item_id] = background.margin(score, script)
 
     def _hybrid_text(self, indexes: IndexSet, vector: np.ndarray, n: int, q: Query,
                      cosine: dict[int, float], z: dict[int, float]) -> tuple[list[list[int]], dict[int, float]]:
@@ -470,10 +486,9 @@ class SearchEngine:
             keyword = [(i, s) for i, s in keyword if i in passing][:n]
         missing = [i for i, _ in keyword if i not in cosine]
         if missing:
-            background = self._background(q, "text", "text", vector)
-            for item_id, vec in catalog.get_vectors(missing).items():
-                cosine[item_id] = float(np.dot(vec, vector))
-                z[item_id] = background.margin(cosine[item_id])
+            vectors = catalog.get_vectors(missing)
+            self._calibrate(self._background(q, "text", "text", vector),
+                            [(i, float(np.dot(v, vector))) for i, v in vectors.items()], cosine, z)
         return [dense, [i for i, _ in keyword if i in z]], dict(keyword)
 
     @staticmethod
@@ -523,17 +538,56 @@ class SearchEngine:
                                           self._phashes.get)
         return {k: v for k, v in groups.items() if v}
 
+    def _clip_reads(self, text: str | None) -> bool:
+        """Whether the CLIP model reads this query's language (unknown models: assumed to)."""
+        if not text or not _CJK.search(text):
+            return True
+        languages = self.clip.identity.languages
+        return not languages or "zh" in languages or "multilingual" in languages
+
     def _notice(self, q: Query) -> str | None:
         """Say so when images are searched with words the CLIP model does not read."""
-        if q.mode not in ("text-image", "text-all") or not q.text or q.kind == "text":
+        if q.mode not in ("text-image", "text-all") or q.item_id is not None or q.kind == "text":
             return None
-        if not re.search(r"[\u2e80-\u9fff\uf900-\ufaff]", q.text):
-            return None
-        languages = getattr(self.clip.identity, "languages", None) or []
-        if not languages or "zh" in languages or "multilingual" in languages:
+        if self._clip_reads(q.text):
             return None
         return ("The image model reads English only: images are found through the passages and "
                 "file names that match this query.")
+
+    def _images_by_passages(self, indexes: IndexSet, q: Query, text_vec: np.ndarray, n: int,
+                            cosine: dict[int, float], z: dict[int, float]) -> list[int]:
+        """Images for words the CLIP model cannot read (a Chinese query, an English-only CLIP).
+
+        The text model reads the query; the best passages it finds above the floor stand in
+        for it, each through its own CLIP text vector (stored at indexing), and an image
+        counts as relevant as the weaker of the two links. Images whose file names hold
+        the query's words count too."""
+        passage_margin: dict[int, float] = {}
+        unfiltered = dataclasses.replace(q, kind=None, path_prefix=None, taken_after=None, taken_before=None)
+        passages = self._scored(indexes, "text", "text", text_vec, PASSAGE_BRIDGE * 4, unfiltered, {},
+                                passage_margin)
+        best: dict[int, tuple[float, float]] = {}  # image -> (margin, cosine)
+        for pid in [p for p in passages if passage_margin[p] > 0][:PASSAGE_BRIDGE]:
+            vector = self.catalog.item_vector(pid, "clip")
+            if vector is None:
+                continue
+            background = self._samples.background(self.catalog, self._generation, "clip", "image", "text", vector)
+            for item_id, score in self._dense(indexes, "clip", "image", vector, n, q):
+                margin = min(passage_margin[pid], background.margin(score))
+                if margin > best.get(item_id, (-np.inf, 0.0))[0]:
+                    best[item_id] = (margin, score)
+        words = [t for t in query_terms(q.text or "") if len(t) >= 2 and t not in STOP_WORDS]
+        named = self.catalog.items_named("clip", "image", words, n)
+        if named and q.filters():
+            passing = self.catalog.passing_filters(list(named), **q.filters())
+            named = {i: p for i, p in named.items() if i in passing}
+        for item_id, path in named.items():
+            margin = ranking.W_TITLE * 2 * ranking.term_coverage(words, path.rsplit("/", 1)[-1])
+            if margin > best.get(item_id, (-np.inf, 0.0))[0]:
+                best[item_id] = (margin, best.get(item_id, (0.0, 0.0))[1])
+        for item_id, (margin, score) in best.items():
+            z[item_id], cosine[item_id] = margin, score
+        return sorted(best, key=lambda i: -best[i][0])[:n]
 
     # -- items and status ----------------------------------------------------------
 

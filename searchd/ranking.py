@@ -20,11 +20,16 @@ query says climbs without a keyword-only match outranking meaning.
 from __future__ import annotations
 
 import math
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from indexer.keywords import HAN_CHARS, SINGLE_CHARS
+
+_CJK = re.compile(f"[{HAN_CHARS}{SINGLE_CHARS}]")
 
 #: a sample this big gives the median of the background to within a few hundredths
 BACKGROUND_SAMPLE = 1024
@@ -35,6 +40,8 @@ BACKGROUND_SAMPLE = 1024
 #: lowest floor that keeps a no-answer query's page free of that kind, capped where it
 #: would hide judged-relevant hits.
 FLOORS = {("text", "image"): 3.3, ("image", "image"): 2.7, ("image", "text"): 3.3, ("text", "text"): 1.0}
+#: a script's own centre is used once the background sample holds this many of its passages
+MIN_SCRIPT_GROUP = 16
 #: relevance rises from 0.27 to 0.73 over this many z-units around the floor
 Z_SCALE = 1.0
 #: keyword evidence, in z units (bench/relevance.py compares the weights)
@@ -54,13 +61,26 @@ class Background:
     center: float
     spread: float
     floor: float = 0.0
+    #: passages only: the centre among the sample's passages of each script, where enough
+    centers: dict[str, float] = field(default_factory=dict, compare=False)
 
-    def z(self, score: float) -> float:
-        return (score - self.center) / self.spread
+    def z(self, score: float, script: str | None = None) -> float:
+        return (score - self.centers.get(script, self.center)) / self.spread
 
-    def margin(self, score: float) -> float:
-        """How far (in z-units) a cosine stands above this pair's floor: > 0 is relevant."""
-        return self.z(score) - self.floor
+    def margin(self, score: float, script: str | None = None) -> float:
+        """How far (in z-units) a cosine stands above this pair's floor: > 0 is relevant.
+
+        A passage is measured against chance among passages of its own script: a
+        multilingual text model puts any Chinese passage nearer a Chinese query than an
+        English one, whatever either says, so one centre would lift every Chinese passage
+        for a Chinese query (and sink every one for an English query)."""
+        return self.z(score, script) - self.floor
+
+
+def script_of(text: str) -> str:
+    """"cjk" when at least a fifth of a text's letters are Chinese, Japanese or Korean."""
+    letters = sum(ch.isalpha() for ch in text)
+    return "cjk" if letters and len(_CJK.findall(text)) / letters >= 0.2 else "latin"
 
 
 def relevance(margin: float) -> float:
@@ -69,7 +89,8 @@ def relevance(margin: float) -> float:
     return 1.0 / (1.0 + math.exp(-margin / Z_SCALE))
 
 
-def background_of(query: np.ndarray, sample: np.ndarray, spread: float, floor: float = 0.0) -> Background:
+def background_of(query: np.ndarray, sample: np.ndarray, spread: float, floor: float = 0.0,
+                  scripts: np.ndarray | None = None) -> Background:
     """Chance for this query in one index: the median of its similarities to a sample of
     the index, with the index's own spread (``pair_spread``).
 
@@ -80,7 +101,13 @@ def background_of(query: np.ndarray, sample: np.ndarray, spread: float, floor: f
     if sample.shape[0] < 2:
         return Background(0.0, 1.0, floor)
     sims = sample @ np.asarray(query, dtype=np.float32).reshape(-1)
-    return Background(float(np.median(sims)), spread, floor)
+    centers = {}
+    if scripts is not None and len(scripts) == len(sims):
+        for script in set(scripts.tolist()):
+            group = sims[scripts == script]
+            if len(group) >= MIN_SCRIPT_GROUP:
+                centers[script] = float(np.median(group))
+    return Background(float(np.median(sims)), spread, floor, centers)
 
 
 def pair_spread(queries: np.ndarray, items: np.ndarray) -> float:
@@ -102,13 +129,14 @@ class BackgroundSamples:
         self.size = size
         self.seed = seed
         self._samples: dict[tuple[str, str], np.ndarray] = {}
+        self._scripts: dict[tuple[str, str], np.ndarray] = {}
         self._spreads: dict[tuple, float] = {}
         self._generation: int | None = None
         self._lock = threading.Lock()
 
     def _reset_if_new(self, generation: int) -> None:
         if generation != self._generation:
-            self._samples, self._spreads, self._generation = {}, {}, generation
+            self._samples, self._scripts, self._spreads, self._generation = {}, {}, {}, generation
 
     def get(self, catalog, generation: int, space: str, modality: str) -> np.ndarray:
         key = (space, modality)
@@ -121,11 +149,17 @@ class BackgroundSamples:
         if len(ids) > self.size:
             ids = np.sort(np.random.default_rng(self.seed).choice(ids, self.size, replace=False))
         vectors = catalog.get_vectors(ids.tolist()) if len(ids) else {}
-        sample = (np.stack([vectors[i] for i in ids.tolist() if i in vectors]).astype(np.float32)
-                  if vectors else np.zeros((0, 1), np.float32))
+        kept = [i for i in ids.tolist() if i in vectors]
+        sample = np.stack([vectors[i] for i in kept]).astype(np.float32) if kept else np.zeros((0, 1), np.float32)
+        scripts = None
+        if modality == "text" and kept:
+            records = catalog.items(kept)
+            scripts = np.asarray([script_of(records[i].text or "") if i in records else "" for i in kept])
         with self._lock:
             if generation == self._generation:
                 self._samples[key] = sample
+                if scripts is not None:
+                    self._scripts[key] = scripts
         return sample
 
     def background(self, catalog, generation: int, space: str, modality: str, query_modality: str,
@@ -145,7 +179,9 @@ class BackgroundSamples:
             with self._lock:
                 if generation == self._generation:
                     self._spreads[key] = spread
-        return background_of(query, items, spread, FLOORS.get((query_modality, modality), 0.0))
+        with self._lock:
+            scripts = self._scripts.get((space, modality))
+        return background_of(query, items, spread, FLOORS.get((query_modality, modality), 0.0), scripts)
 
 
 def keyword_bonus(bm25: float, best_bm25: float, coverage: float, phrase: bool, title: float) -> float:
@@ -160,18 +196,12 @@ def term_coverage(terms: list[str], text: str) -> float:
     """The share of the query's words that appear in ``text``: whole words for Latin script,
     where a CJK neighbour ends a word as a space does ("lora" in "用LoRA微调", as snippets mark
     it), anywhere for Chinese."""
-    import re
-
-    from indexer.keywords import HAN_CHARS, SINGLE_CHARS
-
     if not terms:
         return 0.0
     lowered = text.lower()
     # a letter or digit continues a Latin word, unless it is CJK (str.isalnum() is true for 用)
-    cjk = re.compile(f"[{HAN_CHARS}{SINGLE_CHARS}]")
-
     def continues(i: int) -> bool:
-        return 0 <= i < len(lowered) and lowered[i].isalnum() and not cjk.match(lowered[i])
+        return 0 <= i < len(lowered) and lowered[i].isalnum() and not _CJK.match(lowered[i])
 
     found = 0
     for term in terms:

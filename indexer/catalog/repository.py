@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -382,6 +382,19 @@ class Catalog:
                            kind, path_prefix, taken_after, taken_before)
         with self.engine.connect() as conn:
             return np.asarray(conn.execute(q).scalars().all(), dtype=np.int64)
+
+    def items_named(self, space: str, modality: str, words: Sequence[str], limit: int) -> dict[int, str]:
+        """{item id: path} of items whose file name holds one of ``words`` (a scan of the
+        paths: for the few words of one query, when nothing better reads them)."""
+        words = [w for w in words if w]
+        if not words:
+            return {}
+        name_holds = [Document.path.like(f"%{w.replace('%', '').replace('_', '')}%") for w in words]
+        q = (select(Item.id, Document.path).join(Document, Document.id == Item.document_id)
+             .where(Item.space == space, Item.modality == modality, or_(*name_holds)).limit(limit))
+        with self.engine.connect() as conn:
+            return {int(i): path for i, path in conn.execute(q).all()
+                    if any(w.lower() in path.rsplit("/", 1)[-1].lower() for w in words)}
 
     def passing_filters(self, item_ids: Sequence[int], *, kind: str | None = None,
                         path_prefix: str | None = None, taken_after: str | None = None,

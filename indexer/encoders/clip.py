@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.encoders import ModelIdentity, file_fingerprint, hub_reachable, normalize
+from indexer.encoders import ModelIdentity, file_fingerprint, hub_reachable, language_list, normalize
 from indexer.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class ClipEncoder:
                 weights = self._cached_weights(open_clip.get_pretrained_cfg(model_name, pretrained)) or ""
             self._identity = ModelIdentity(
                 name=ident_name, pretrained=ident_tag,
-                weights_hash=file_fingerprint(weights, full=False) if weights else "", dim=dim)
+                weights_hash=file_fingerprint(weights, full=False) if weights else "", dim=dim,
+                languages=clip_languages(model_name))
             self._tokenizer = tokenizer
             self._model = model
         return self
@@ -229,3 +231,22 @@ class ClipEncoder:
         if projection is None:
             return x
         return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+
+
+#: open_clip architectures whose text tower was trained on many languages
+MULTILINGUAL_ARCHITECTURES = ("xlm-roberta", "nllb", "multilingual", "mt5")
+
+
+def clip_languages(model_name: str) -> tuple[str, ...]:
+    """Which languages a CLIP model's text tower reads: a local folder says so in its config
+    (``languages``, at the top or in ``demo_train``); open_clip's multilingual architectures
+    read many; every other open_clip model was trained on English captions."""
+    if model_name.startswith("local-dir:"):
+        try:
+            config = json.loads((Path(model_name[len("local-dir:"):]) / "open_clip_config.json").read_text())
+        except (OSError, ValueError):
+            return ()
+        return language_list(config.get("languages") or (config.get("demo_train") or {}).get("languages"))
+    if any(tag in model_name.lower() for tag in MULTILINGUAL_ARCHITECTURES):
+        return ("multilingual",)
+    return ("en",)

@@ -18,10 +18,10 @@ def search_json(data_dir, *args):
 
 def test_text_image_finds_red_circle_first(demo_index):
     result = search_json(demo_index, "a red circle", "--mode", "text-image", "-k", "5")
-    assert set(result) == {"query", "mode", "took_ms", "hits"}
+    assert set(result) == {"query", "mode", "took_ms", "hits", "weak_hidden", "notice"}
     assert result["mode"] == "text-image" and result["query"] == "a red circle"
     top = result["hits"][0]
-    assert set(top) == {"id", "kind", "path", "score", "snippet"}
+    assert set(top) == {"id", "kind", "path", "score", "cosine", "weak", "snippet", "copies"}
     assert top["kind"] == "image" and "red-circle" in top["path"], result["hits"]
 
 
