@@ -19,6 +19,7 @@ query says climbs without a keyword-only match outranking meaning.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -40,6 +41,8 @@ BACKGROUND_SAMPLE = 1024
 #: lowest floor that keeps a no-answer query's page free of that kind, capped where it
 #: would hide judged-relevant hits.
 FLOORS = {("text", "image"): 3.3, ("image", "image"): 2.7, ("image", "text"): 3.3, ("text", "text"): 1.0}
+#: an image at least this close to the query image is the same picture (resized, re-encoded)
+SAME_PICTURE = 0.95
 #: a script's own centre is used once the background sample holds this many of its passages
 MIN_SCRIPT_GROUP = 16
 #: relevance rises from 0.27 to 0.73 over this many z-units around the floor
@@ -63,6 +66,9 @@ class Background:
     floor: float = 0.0
     #: passages only: the centre among the sample's passages of each script, where enough
     centers: dict[str, float] = field(default_factory=dict, compare=False)
+    #: images by an image: the cosine from which a hit is the same picture, a match whatever
+    #: the spread says (a collection of photos and drawings spreads very wide)
+    same: float | None = None
 
     def z(self, score: float, script: str | None = None) -> float:
         return (score - self.centers.get(script, self.center)) / self.spread
@@ -74,7 +80,10 @@ class Background:
         multilingual text model puts any Chinese passage nearer a Chinese query than an
         English one, whatever either says, so one centre would lift every Chinese passage
         for a Chinese query (and sink every one for an English query)."""
-        return self.z(score, script) - self.floor
+        margin = self.z(score, script) - self.floor
+        if self.same is not None and score >= self.same:
+            margin = max(margin, (score - self.same) / (1.0 - self.same))
+        return margin
 
 
 def script_of(text: str) -> str:
@@ -181,7 +190,10 @@ class BackgroundSamples:
                     self._spreads[key] = spread
         with self._lock:
             scripts = self._scripts.get((space, modality))
-        return background_of(query, items, spread, FLOORS.get((query_modality, modality), 0.0), scripts)
+        background = background_of(query, items, spread, FLOORS.get((query_modality, modality), 0.0), scripts)
+        if (query_modality, modality) == ("image", "image"):
+            background = dataclasses.replace(background, same=SAME_PICTURE)
+        return background
 
 
 def keyword_bonus(bm25: float, best_bm25: float, coverage: float, phrase: bool, title: float) -> float:

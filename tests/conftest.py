@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_data"
 DEMO_CLIP = SAMPLE / "models" / "demo-clip"
 DEMO_TEXT = SAMPLE / "models" / "multilingual-e5-small"
+COFFEE = SAMPLE / "images" / "photos" / "coffee.jpg"
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
@@ -117,6 +118,24 @@ def demo_index(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("demo-index") / "data"
     run_cli("index", str(SAMPLE), data_dir=data_dir)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def copies_index(tmp_path_factory) -> Path:
+    """The sample images with one photo three times (the same bytes twice, and a copy
+    resized and re-encoded), indexed once with the demo models."""
+    from PIL import Image
+
+    require_demo_model()
+    root = tmp_path_factory.mktemp("copies")
+    photos = root / "images"
+    shutil.copytree(SAMPLE / "images", photos)
+    shutil.copy(COFFEE, photos / "photos" / "coffee-copy.jpg")
+    with Image.open(COFFEE) as im:
+        small = im.convert("RGB").resize((im.width // 2, im.height // 2))
+        small.save(photos / "photos" / "coffee-small.jpg", quality=80)
+    run_cli("index", str(photos), data_dir=root / "data")
+    return root / "data"
 
 
 @pytest.fixture

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ServerProcess, run_cli
+from tests.conftest import COFFEE, ServerProcess
 from tests.e2e.conftest import DESKTOP, open_page
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 BLUE_SQUARE = REPO / "sample_data" / "images" / "shapes" / "blue-square-1.png"
-COFFEE = REPO / "sample_data" / "images" / "photos" / "coffee.jpg"
 CARD = "[data-testid=result-card]"
 
 
@@ -538,17 +536,9 @@ def test_no_close_matches_offers_the_weaker_ones(desktop_page: Page, browser_ser
 
 
 @pytest.fixture(scope="module")
-def copies_server(tmp_path_factory):
-    """A real server over a small folder holding the same photo twice."""
-    root = tmp_path_factory.mktemp("browser-copies")
-    photos = root / "photos"
-    photos.mkdir()
-    shutil.copy(COFFEE, photos / "coffee.jpg")
-    shutil.copy(COFFEE, photos / "coffee-copy.jpg")
-    for name in ("blue-square-1.png", "red-circle-1.png"):
-        shutil.copy(REPO / "sample_data" / "images" / "shapes" / name, photos / name)
-    run_cli("index", str(photos), data_dir=root / "data")
-    server = ServerProcess(root / "data")
+def copies_server(copies_index):
+    """A real server over a small folder holding the same photo three times."""
+    server = ServerProcess(copies_index)
     yield server.url
     server.stop()
 
@@ -562,7 +552,7 @@ def test_duplicates_fold_into_one_hit_with_a_copies_badge(desktop_page: Page, co
     assert first.get_attribute("data-path").endswith(("coffee.jpg", "coffee-copy.jpg"))
     assert sum("coffee" in p for p in cards.evaluate_all("els => els.map(e => e.dataset.path)")) == 1
     badge = first.get_by_test_id("copies-badge")
-    expect(badge).to_have_text("2 copies")
+    expect(badge).to_have_text("3 copies")  # the same bytes twice, and a resized copy
     expect(badge).to_have_attribute("aria-expanded", "false")
     badge.click()  # the badge opens its list, not the preview under it
     expect(page.get_by_test_id("preview-dialog")).to_be_hidden()
@@ -570,17 +560,18 @@ def test_duplicates_fold_into_one_hit_with_a_copies_badge(desktop_page: Page, co
     expect(listing).to_be_visible()
     other = "coffee-copy.jpg" if first.get_attribute("data-path").endswith("coffee.jpg") else "coffee.jpg"
     expect(listing).to_contain_text(other)
+    expect(listing).to_contain_text("coffee-small.jpg")
     screenshot(page, "copies-badge")
 
     page.get_by_test_id("lang-zh").click()
-    expect(badge).to_have_text("共 2 份")
+    expect(badge).to_have_text("共 3 份")
     page.get_by_test_id("lang-en").click()
 
     toggle = page.get_by_test_id("collapse-toggle")
     expect(toggle).to_be_checked()
-    toggle.click()  # duplicates apart: both files come back, and the address bar says so
+    toggle.click()  # duplicates apart: every file comes back, and the address bar says so
     expect(page.locator(f"{CARD}[data-path$='coffee-copy.jpg']")).to_have_count(1)
     cards = results_for(page, "image-image")
-    assert sum("coffee" in p for p in cards.evaluate_all("els => els.map(e => e.dataset.path)")) == 2
+    assert sum("coffee" in p for p in cards.evaluate_all("els => els.map(e => e.dataset.path)")) == 3
     expect(page.get_by_test_id("copies-badge")).to_have_count(0)
     assert query_of(page)["collapse"] == ["0"]

@@ -116,3 +116,10 @@ def test_duplicate_groups_fold_copies_into_the_best_ranked():
     assert groups == {7: [3, 4], 5: [], 9: []}  # 3: near and 1 bit apart; 4: same bytes; 5: near, far hash
     assert duplicate_groups([3, 7], content, vectors, hashes.get) == {3: [7]}  # the first listed owns
     assert duplicate_groups([9, 4, 7], content, {}, hashes.get) == {9: [], 4: [7]}  # same bytes, no vectors
+
+
+def test_the_same_picture_is_a_match_however_wide_the_spread():
+    wide = ranking.Background(center=0.3, spread=0.3, floor=2.7, same=ranking.SAME_PICTURE)
+    assert wide.margin(1.0) > 0 and ranking.relevance(wide.margin(1.0)) > 0.7  # z alone: 2.33, below
+    assert wide.margin(0.9) == wide.z(0.9) - 2.7 < 0  # a close but different picture: the spread decides
+    assert ranking.Background(center=0.3, spread=0.3, floor=2.7).margin(1.0) < 0
