@@ -29,6 +29,8 @@ $(E5_DIR): indexer/encoders/e5_convert.py | $(VENV)/.installed
 index-demo: venv $(E5_DIR)
 	$(BIN)/searchd index sample_data --data-dir $(DEMO_DIR)
 	$(BIN)/searchd search "a red circle" --mode text-image -k 3 --data-dir $(DEMO_DIR)
+	$(BIN)/searchd search "红色的圆形" --mode text-all -k 3 --data-dir $(DEMO_DIR)
+	$(BIN)/searchd search "本地运行的兼容 OpenAI 接口的开源替代品" --mode text-text -k 3 --data-dir $(DEMO_DIR)
 	$(BIN)/searchd search "turning spoken audio into written words" --mode text-text -k 3 --data-dir $(DEMO_DIR)
 	$(BIN)/searchd search --image sample_data/images/shapes/blue-square-1.png --mode image-text -k 3 --data-dir $(DEMO_DIR)
 

@@ -244,7 +244,8 @@ def status(as_json, **overrides):
 
 @cli.command()
 @common_options
-@click.option("--repair", is_flag=True, help="Rebuild the FAISS files from the vectors in SQLite (no model).")
+@click.option("--repair", is_flag=True, help="Rebuild the FAISS files from the vectors in SQLite and an outdated "
+                                            "keyword index from the stored text (no model).")
 @handle_errors
 def verify(repair, **overrides):
     """Check that the catalog and the FAISS files agree (exit 0 only when they do)."""
@@ -260,6 +261,10 @@ def verify(repair, **overrides):
     catalog = open_catalog(data.catalog_path, create=False)
     try:
         problems = IndexSet.load(data.indexes_dir).disagreements(catalog)
+        if repair:
+            with WriterLock(data.root):
+                if catalog.upgrade_keywords():  # an index made before Chinese was read by words
+                    click.echo("repaired: rebuilt the keyword index from the stored passages")
         if problems and repair:
             with WriterLock(data.root):
                 rebuilt = IndexSet.rebuild(data.indexes_dir, catalog, policy=settings.index_policy)

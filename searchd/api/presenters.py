@@ -7,7 +7,7 @@ import time
 from litestar import Response
 
 from indexer.catalog import ItemRecord
-from searchd.api.schemas import HitOut, ItemOut, SearchOut
+from searchd.api.schemas import CopyOut, HitOut, ItemOut, SearchOut
 from searchd.engine import Hit, SearchResult
 
 
@@ -39,7 +39,7 @@ def hit_out(hit: Hit) -> HitOut:
                   file_url=f"/api/items/{hit.id}/file",
                   metadata=item_metadata(hit.record) if hit.record else {},
                   cosine=round(float(hit.cosine), 6), weak=hit.weak,
-                  copies=[{"id": i, "path": p} for i, p in hit.copies])
+                  copies=[CopyOut(id=i, path=p) for i, p in hit.copies])
 
 
 def search_out(result: SearchResult) -> SearchOut:

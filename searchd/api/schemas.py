@@ -13,6 +13,14 @@ class ErrorOut:
 
 
 @dataclass
+class CopyOut:
+    """A near-duplicate folded into a hit: the same picture in another file."""
+
+    id: int
+    path: str
+
+
+@dataclass
 class HitOut:
     id: int
     kind: str
@@ -24,7 +32,7 @@ class HitOut:
     metadata: dict[str, Any] = field(default_factory=dict)
     cosine: float = 0.0
     weak: bool = False
-    copies: list[dict[str, Any]] = field(default_factory=list)
+    copies: list[CopyOut] = field(default_factory=list)
 
 
 @dataclass

@@ -54,7 +54,11 @@ def test_text_to_image_search_puts_a_red_circle_first(desktop_page: Page, browse
     assert "red-circle" in first.get_attribute("data-path")
     expect(first.locator("img")).to_have_attribute("alt", re.compile(r"\.(png|jpe?g)$"))
     expect(page.get_by_test_id("result-count")).to_contain_text("images")
-    expect(page.get_by_test_id("load-more")).to_be_visible()
+    # the two red circles clear the relevance floor; the other shapes wait behind a button
+    assert sorted(cards.evaluate_all("els => els.map(e => e.dataset.path.split('/').pop())")) == [
+        "red-circle-1.png", "red-circle-2.png"]
+    expect(page.get_by_test_id("show-weak")).to_have_text(re.compile(r"^Show weaker matches \(\d+\)$"))
+    expect(page.get_by_test_id("load-more")).to_be_hidden()
     expect(page.get_by_test_id("answer-panel")).to_be_hidden()  # no LLM configured
     screenshot(page, "desktop-images")
 
@@ -188,7 +192,8 @@ def test_preview_escape_and_find_similar(desktop_page: Page, browser_server, scr
 
 def test_load_more_appends_without_losing_results(desktop_page: Page, browser_server, screenshot):
     page = desktop_page
-    page.goto(browser_server + "/?q=a+red+circle&mode=text-all&k=30")
+    # weak=1: every document, the weak ones too, so that there are pages to load
+    page.goto(browser_server + "/?q=a+red+circle&mode=text-all&k=30&weak=1")
     cards = results_for(page, "text-all")
     expect(cards).to_have_count(30)
     before = cards.evaluate_all("els => els.map(e => e.dataset.id)")
@@ -201,12 +206,12 @@ def test_load_more_appends_without_losing_results(desktop_page: Page, browser_se
     after = cards.evaluate_all("els => els.map(e => e.dataset.id)")
     assert after[:30] == before
     assert len(set(after)) == 60
-    assert "&k=30" in page.url and "offset" not in page.url
+    assert "&k=30" in page.url and "weak=1" in page.url and "offset" not in page.url
     screenshot(page, "desktop-load-more", full_page=True)
 
     grid = page.get_by_test_id("results")
     all_cards = grid.locator(CARD)
-    for _ in range(5):  # the sample data has 95 documents: the button goes once all are shown
+    for _ in range(5):  # the sample data has 99 documents: the button goes once all are shown
         if not load_more.is_visible():
             break
         count = all_cards.count()
@@ -215,7 +220,7 @@ def test_load_more_appends_without_losing_results(desktop_page: Page, browser_se
         assert all_cards.count() > count
     expect(load_more).to_be_hidden()
     ids = all_cards.evaluate_all("els => els.map(e => e.dataset.id)")
-    assert len(ids) == len(set(ids)) <= 95
+    assert len(ids) == len(set(ids)) <= 99
 
 
 def test_shared_url_reproduces_the_search_on_reload(desktop_page: Page, browser_server):
@@ -569,7 +574,8 @@ def test_duplicates_fold_into_one_hit_with_a_copies_badge(desktop_page: Page, co
 
     toggle = page.get_by_test_id("collapse-toggle")
     expect(toggle).to_be_checked()
-    toggle.click()  # duplicates apart: every file comes back, and the address bar says so
+    page.locator("#collapse-switch").click()  # the switch, as a person clicks it
+    expect(toggle).not_to_be_checked()  # duplicates apart: every file comes back, and the address bar says so
     expect(page.locator(f"{CARD}[data-path$='coffee-copy.jpg']")).to_have_count(1)
     cards = results_for(page, "image-image")
     assert sum("coffee" in p for p in cards.evaluate_all("els => els.map(e => e.dataset.path)")) == 3

@@ -85,6 +85,23 @@ def test_verify_detects_damage_and_repair_rebuilds_without_a_model(demo_index_co
     assert "red-circle" in result["hits"][0]["path"]
 
 
+def test_verify_repair_rebuilds_a_keyword_index_made_before_chinese_words(demo_index_copy):
+    from indexer import keywords
+    from indexer.catalog import open_catalog
+    from tests.indexer.test_keywords import make_legacy
+
+    catalog = open_catalog(demo_index_copy / "catalog.sqlite3", create=False)
+    make_legacy(catalog)
+    catalog.close()
+    repaired = run_cli("verify", "--repair", data_dir=demo_index_copy)
+    assert "rebuilt the keyword index" in repaired.stdout and "ok" in repaired.stdout
+    catalog = open_catalog(demo_index_copy / "catalog.sqlite3", create=False)
+    assert catalog.fts_tokenizer == keywords.TOKENIZER
+    catalog.close()
+    hit = search_json(demo_index_copy, "注意力机制", "--mode", "text-text", "-k", "1")["hits"][0]
+    assert hit["path"].endswith("attention-zh.md") and "<mark>注意力" in hit["snippet"]
+
+
 def test_verify_fails_when_the_catalog_moved_past_the_indexes(demo_index_copy):
     db = sqlite3.connect(demo_index_copy / "catalog.sqlite3")
     db.execute("DELETE FROM items WHERE id = (SELECT MIN(id) FROM items WHERE space = 'clip' AND modality = 'image')")

@@ -21,13 +21,6 @@ def doc(path: str, n_passages: int = 2, dim: int = 8, seed: int = 0) -> Document
                          metadata={"title": path}, items=items)
 
 
-@pytest.fixture
-def catalog(tmp_path):
-    cat = open_catalog(tmp_path / "catalog.sqlite3")
-    yield cat
-    cat.close()
-
-
 def test_write_batch_returns_what_faiss_must_mirror(catalog):
     added, removed = catalog.write_batch([doc("/a.md"), doc("/b.md", seed=1)])
     assert removed == {}

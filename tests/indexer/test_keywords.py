@@ -103,13 +103,6 @@ def make_legacy(catalog) -> None:
         conn.execute(text("DELETE FROM meta WHERE key = 'fts_tokenizer'"))
 
 
-@pytest.fixture
-def catalog(tmp_path):
-    cat = open_catalog(tmp_path / "catalog.sqlite3")
-    yield cat
-    cat.close()
-
-
 def test_bm25_finds_chinese_by_words_not_shared_characters(catalog):
     write(catalog, CHINESE)
     assert found(catalog, "模型")[0] in ("/model.md", "/lm.md")

@@ -334,6 +334,16 @@ def test_post_answer_returns_the_answer_citations_and_search_hits(fake, indexed)
     assert "BM25" in fake.last.user_text and out["took_ms"] > 0
 
 
+def test_a_chinese_question_is_answered_in_chinese_from_passages_in_either_language(fake, indexed):
+    text = "注意力机制让模型为每个词计算与其他词的相关性 [1]。"
+    fake.script("answer", text=text)
+    with app_client(indexed, llm_settings(fake, indexed[0])) as client:
+        out = client.post("/api/answer", json={"q": "注意力机制是什么？", "mode": "text-text", "k": 4}).json()
+    assert out["answer"] == text and out["citations"][0]["path"].endswith("attention-zh.md")
+    assert "language of the question" in fake.last.system and "注意力机制是什么？" in fake.last.user_text
+    assert "attention-zh.md" in fake.last.user_text
+
+
 def test_post_answer_streams_hits_tokens_citations_done(fake, indexed):
     text = "BM25 scores keyword matches [1]."
     fake.script("answer", text=text)
