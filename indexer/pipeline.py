@@ -51,6 +51,8 @@ class IndexOptions:
     batch_size: int = 32
     workers: int = 0
     exclude: tuple[str, ...] = ()
+    #: follow symlinks whose targets lie outside every root (their files become servable)
+    follow_links: bool = False
     thumb_size: int = 256
     max_image_pixels: int = 178_956_970
     publish_every_s: float = 30.0
@@ -216,7 +218,7 @@ class Indexer:
         work: list[FileFact] = []
         seen: set[str] = set()
         scan_skips: list[tuple[str, str, int, int]] = []
-        for entry in scan(roots, self.options.exclude):
+        for entry in scan(roots, self.options.exclude, follow_links=self.options.follow_links):
             if isinstance(entry, ScanSkip):
                 report.skipped.append((entry.path, entry.reason))
                 scan_skips.append((entry.path, entry.reason, -1, -1))

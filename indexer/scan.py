@@ -40,6 +40,9 @@ def kind_of(path: str) -> str | None:
     return None
 
 
+OUTSIDE_ROOTS = "symlink to a place outside the indexed folders (--follow-links follows it)"
+
+
 def display_path(path: str) -> str:
     """A printable, storable form of a path that may hold undecodable bytes."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -50,16 +53,22 @@ def is_excluded(path: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def scan(roots: Iterable[str | os.PathLike], exclude: Iterable[str] = ()) -> Iterator[FileFact | ScanSkip]:
+def scan(roots: Iterable[str | os.PathLike], exclude: Iterable[str] = (),
+         follow_links: bool = False) -> Iterator[FileFact | ScanSkip]:
     """Yield a FileFact for each indexable file under ``roots`` and a ScanSkip for each
     one that cannot be indexed (unreadable, unnameable, a broken link...).
 
-    Symlinked directories are followed once: a loop back to a directory already
-    visited is reported, not walked forever.
+    A symlink (to a file or a folder) whose target lies outside every root is reported,
+    not followed, unless ``follow_links``: what is indexed can be served, so a link must
+    not carry the index out of the folders it was pointed at. Links within the roots are
+    followed once: a loop back to a folder already visited is reported, not walked forever,
+    and a file reached twice is indexed once.
     """
+    roots = list(roots)
     exclude = tuple(exclude)
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
+    inside = None if follow_links else [os.path.realpath(os.fspath(r)) for r in roots]
     for root in roots:
         root = os.path.abspath(os.fspath(root))
         try:
@@ -68,7 +77,7 @@ def scan(roots: Iterable[str | os.PathLike], exclude: Iterable[str] = ()) -> Ite
             yield ScanSkip(display_path(root), f"cannot read: {exc.strerror or exc}")
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(root, exclude, seen_dirs, seen_files, via_link=False)
+            yield from _walk(root, exclude, seen_dirs, seen_files, via_link=False, inside=inside)
         else:
             item = _fact(root, exclude, seen_files)
             if item is not None:
@@ -76,7 +85,7 @@ def scan(roots: Iterable[str | os.PathLike], exclude: Iterable[str] = ()) -> Ite
 
 
 def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set,
-          via_link: bool) -> Iterator[FileFact | ScanSkip]:
+          via_link: bool, inside: list[str] | None) -> Iterator[FileFact | ScanSkip]:
     try:
         st = os.stat(top)
     except OSError as exc:
@@ -99,6 +108,10 @@ def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set,
         path = entry.path
         if is_excluded(path, exclude):
             continue
+        if inside is not None and _is_link(entry) and not under_roots(os.path.realpath(path), inside):
+            if kind_of(path) is not None or _is_folder(entry):  # what would have been indexed
+                yield ScanSkip(display_path(path), OUTSIDE_ROOTS)
+            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError as exc:
@@ -107,11 +120,18 @@ def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set,
         if is_dir:
             if entry.name.startswith(".") and entry.name in (".git", ".hg", ".svn"):
                 continue
-            yield from _walk(path, exclude, seen_dirs, seen_files, via_link=_is_link(entry))
+            yield from _walk(path, exclude, seen_dirs, seen_files, via_link=_is_link(entry), inside=inside)
         else:
             item = _fact(path, exclude, seen_files)
             if item is not None:
                 yield item
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
 
 
 def _is_link(entry: os.DirEntry) -> bool:

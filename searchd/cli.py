@@ -39,6 +39,7 @@ def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models
                                quantize=settings.quantize)
     gpu_decode = settings.gpu_decode != "off" and clip.device.startswith("cuda")
     options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers, exclude=settings.exclude,
+                           follow_links=settings.follow_links,
                            max_image_pixels=settings.max_image_pixels, reembed=reembed,
                            policy=settings.index_policy, decode_device=clip.device if gpu_decode else None,
                            device_share="all" if settings.gpu_decode == "all" else "busy")
@@ -51,6 +52,7 @@ def _indexer(settings: Settings, catalog, *, reembed: bool = False, quiet_models
 @click.option("--batch-size", type=int, help=setting_help("batch_size"))
 @click.option("--workers", type=int, help=setting_help("workers"))
 @click.option("--exclude", multiple=True, help=setting_help("exclude"))
+@click.option("--follow-links", is_flag=True, default=None, help=setting_help("follow_links"))
 @click.option("--quantize", type=click.Choice(["none", "int8"]), help=setting_help("quantize"))
 @click.option("--gpu-decode", type=click.Choice(["auto", "all", "off"]), help=setting_help("gpu_decode"))
 @click.option("--reembed", is_flag=True, help="Re-embed every file, e.g. after changing a model.")

@@ -29,7 +29,7 @@ from indexer.errors import BadRequestError, NotFoundError, NotIndexedError, Skip
 from indexer.extract import ExtractOptions, open_image
 from indexer.vectors import IndexSet
 from searchd import ranking
-from searchd.snippets import make_snippet, query_terms  # noqa: F401 (query_terms: re-exported)
+from searchd.snippets import make_snippet, query_terms
 
 MODES = ("text-image", "text-text", "text-all", "image-image", "image-text", "image-all")
 TEXT_MODES = MODES[:3]
@@ -42,7 +42,6 @@ RRF_K = 60
 MAX_COLLAPSE = 400
 #: passages that stand in for a query the CLIP model cannot read
 PASSAGE_BRIDGE = 3
-_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff]")
 
 
 @dataclass
@@ -539,7 +538,7 @@ class SearchEngine:
 
     def _clip_reads(self, text: str | None) -> bool:
         """Whether the CLIP model reads this query's language (unknown models: assumed to)."""
-        if not text or not _CJK.search(text):
+        if not text or not ranking.has_cjk(text):
             return True
         languages = self.clip.identity.languages
         return not languages or "zh" in languages or "multilingual" in languages

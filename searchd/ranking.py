@@ -86,6 +86,10 @@ class Background:
         return margin
 
 
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
 def script_of(text: str) -> str:
     """"cjk" when at least a fifth of a text's letters are Chinese, Japanese or Korean."""
     letters = sum(ch.isalpha() for ch in text)

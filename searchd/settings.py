@@ -50,6 +50,9 @@ class Settings:
     workers: int = _setting(0, "Decoding processes while indexing (0 = one per CPU core).")
     exclude: tuple[str, ...] = _setting((), "Glob patterns of paths to leave out, comma-separated "
                                         "in the environment (e.g. `*/.git/*,*.tmp`).")
+    follow_links: bool = _setting(False, "Follow symlinks whose targets lie outside the indexed folders "
+                                  "(off: they are skipped and reported). What they reach is then indexed "
+                                  "and served by /api/items/{id}/file like any indexed file.")
     gpu_decode: str = _setting("auto", "JPEG decoding on the GPU beside the decoding processes, when "
                                "indexing on CUDA: `auto` (the JPEGs that find every process busy), `all` "
                                "or `off`.", choices=("auto", "all", "off"))

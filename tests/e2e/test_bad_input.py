@@ -76,3 +76,34 @@ def test_unreadable_file_is_skipped_with_permission_denied(tmp_path):
     assert report["added"] == 1
     assert [(Path(s["path"]).name, s["reason"]) for s in report["skipped_files"]] == [
         ("secret.md", "permission denied")]
+
+
+def test_a_link_out_of_the_indexed_folder_is_skipped_and_never_served(tmp_path):
+    from litestar.testing import TestClient
+
+    from searchd.app import create_app
+    from searchd.settings import load_settings
+
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "diary.md").write_text("my bank password is hunter2")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.md").write_text("buy milk and eggs")
+    (notes / "diary.md").symlink_to(private / "diary.md")
+    (notes / "private").symlink_to(private, target_is_directory=True)
+    data_dir = tmp_path / "data"
+    report = json.loads(run_cli("index", str(notes), "--json", data_dir=data_dir).stdout)
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in report["skipped_files"]}
+    assert report["added"] == 1 and set(skipped) == {"diary.md", "private"}
+    assert all("outside the indexed folders" in r and "--follow-links" in r for r in skipped.values())
+
+    settings = load_settings({"data_dir": data_dir, "models": "demo"}, environ={})
+    with TestClient(create_app(settings, warm=False)) as client:
+        hits = client.get("/api/search", params={"q": "bank password", "mode": "text-text", "weak": "true"})
+        assert [Path(h["path"]).name for h in hits.json()["hits"]] == ["todo.md"]
+        for hit in hits.json()["hits"]:
+            assert b"hunter2" not in client.get(hit["file_url"]).content
+
+    followed = json.loads(run_cli("index", str(notes), "--follow-links", "--json", data_dir=data_dir).stdout)
+    assert followed["added"] == 1 and followed["skipped_files"] == []  # the diary, once

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.scan import MAX_PATH_BYTES, FileFact, ScanSkip, display_path, kind_of, scan, under_roots
+from indexer.scan import (MAX_PATH_BYTES, OUTSIDE_ROOTS, FileFact, ScanSkip, display_path, kind_of, scan,
+                          under_roots)
 from tests.indexer import badfiles as bf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -321,3 +322,34 @@ def test_under_roots_respects_folder_boundaries(tmp_path):
     root = str(tmp_path / "photos")
     assert under_roots(root + "/a.jpg", [root]) and under_roots(root, [root + "/"])
     assert not under_roots(str(tmp_path / "photos-old" / "a.jpg"), [root])
+
+
+def test_links_out_of_the_roots_are_reported_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    secret = touch(outside / "secret.txt", b"private")
+    touch(outside / "more" / "photo.jpg")
+    root = tmp_path / "notes"
+    touch(root / "mine.md")
+    (root / "secret.txt").symlink_to(secret)
+    (root / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (root / "tool.bin").symlink_to(secret)  # not indexable anyway: not reported
+    entries = run_scan([root])
+    assert list(facts(entries)) == [str(root / "mine.md")]
+    assert skips(entries) == {str(root / "secret.txt"): OUTSIDE_ROOTS,
+                              str(root / "elsewhere"): OUTSIDE_ROOTS}
+    followed = list(facts(scan([root], follow_links=True)))
+    assert str(root / "mine.md") in followed and str(root / "elsewhere" / "more" / "photo.jpg") in followed
+    assert len([p for p in followed if p.endswith("secret.txt")]) == 1 and len(followed) == 3  # once
+
+
+def test_links_between_roots_or_within_one_are_followed(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    touch(b / "real.jpg")
+    touch(a / "x.md")
+    (a / "to-b").symlink_to(b, target_is_directory=True)
+    (a / "y.md").symlink_to(a / "x.md")
+    paths = list(facts(run_scan([a, b])))
+    assert sorted(paths) == [str(a / "to-b" / "real.jpg"), str(a / "x.md")]  # each file once
+    rooted_link = tmp_path / "link-to-b"
+    rooted_link.symlink_to(b, target_is_directory=True)
+    assert list(facts(run_scan([rooted_link]))) == [str(rooted_link / "real.jpg")]  # a root may be a link
