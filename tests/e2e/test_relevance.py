@@ -5,6 +5,7 @@ highlights, and Chinese and English queries that find each other's passages."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -17,6 +18,19 @@ from litestar.testing import TestClient
 from searchd.app import create_app
 from searchd.settings import load_settings
 from tests.conftest import COFFEE, DEMO_CLIP, OFFLINE_ENV
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _logging_as_it_was():
+    """The CLI quiets library loggers (the root one too) in the process it runs in; this
+    process goes on to test other things' log messages, so put the levels back."""
+    named = {*logging.root.manager.loggerDict, "transformers", "sentence_transformers", "open_clip",
+             "huggingface_hub"}
+    loggers = [logging.getLogger(), *map(logging.getLogger, named)]
+    levels = [(logger, logger.level) for logger in loggers if isinstance(logger, logging.Logger)]
+    yield
+    for logger, level in levels:
+        logger.setLevel(level)
 
 
 def run_search(data_dir: Path, *args: str) -> str:
