@@ -372,6 +372,7 @@ class SearchEngine:
         t1 = time.perf_counter()
         cosine: dict[int, float] = {}
         z: dict[int, float] = {}
+        records: dict[int, ItemRecord] = {}  # filled as passages are calibrated, then for the rest
         image_ids: list[int] = []
         text_lists: list[list[int]] = []   # ranked lists of passages, fused by RRF when asked
         bm25: dict[int, float] = {}
@@ -380,14 +381,15 @@ class SearchEngine:
         elif q.mode in ("text-image", "text-all", "image-image", "image-all") and image_wanted:
             image_ids = self._scored(indexes, "clip", "image", query_vec["clip"], n, q, cosine, z)
         if q.mode in ("text-text", "text-all") and text_wanted:
-            text_lists, bm25 = self._hybrid_text(indexes, query_vec["text"], n, q, cosine, z)
+            text_lists, bm25 = self._hybrid_text(indexes, query_vec["text"], n, q, cosine, z, records)
         if q.mode in ("image-text", "image-all") and text_wanted:
-            text_lists = [self._scored(indexes, "clip", "text", query_vec["clip"], n, q, cosine, z)]
+            text_lists = [self._scored(indexes, "clip", "text", query_vec["clip"], n, q, cosine, z, records)]
         timings["search_ms"] = (time.perf_counter() - t1) * 1000
 
         t2 = time.perf_counter()
         text_ids = list(dict.fromkeys(i for ranked in text_lists for i in ranked))
-        records = catalog.items(image_ids + text_ids)  # items deleted since publish drop out here
+        # items deleted since publish drop out here
+        records.update(catalog.items([i for i in image_ids + text_ids if i not in records]))
         if q.mode in ("text-text", "text-all") and q.text:
             self._add_keyword_evidence(q.text, [i for i in text_ids if i in records], records, bm25, z)
         order = self._fuse(q, image_ids, text_lists, records, z)
@@ -428,7 +430,7 @@ class SearchEngine:
     def _query_vectors(self, q: Query) -> dict[str, np.ndarray]:
         catalog = self.catalog
         spaces = {"text-image": ("clip",), "text-text": ("text",), "text-all": ("clip", "text")}.get(q.mode, ("clip",))
-        if q.mode == "text-image" and q.item_id is None and not self._clip_reads(q.text):
+        if q.item_id is None and "clip" in spaces and q.mode in TEXT_MODES and not self._clip_reads(q.text):
             spaces = ("text",)  # images are found through the passages the text model finds
         query_vec: dict[str, np.ndarray] = {}
         if q.item_id is not None:  # "more like this": the item's own stored vectors, no model
@@ -452,31 +454,34 @@ class SearchEngine:
         return self._samples.background(self.catalog, self._generation, space, modality, query_modality, vector)
 
     def _scored(self, indexes: IndexSet, space: str, modality: str, vector: np.ndarray, n: int, q: Query,
-                cosine: dict[int, float], z: dict[int, float]) -> list[int]:
+                cosine: dict[int, float], z: dict[int, float],
+                records: dict[int, ItemRecord] | None = None) -> list[int]:
         """The nearest items of one index, best first, their cosines and z-scores recorded."""
         hits = self._dense(indexes, space, modality, vector, n, q)
-        self._calibrate(self._background(q, space, modality, vector), hits, cosine, z)
+        self._calibrate(self._background(q, space, modality, vector), hits, cosine, z, records)
         return [i for i, _ in hits]
 
     def _calibrate(self, background: ranking.Background, hits: list[tuple[int, float]],
-                   cosine: dict[int, float], z: dict[int, float]) -> None:
-        """Record each hit's cosine and its margin above the floor (passages: by script)."""
-        texts = {}
+                   cosine: dict[int, float], z: dict[int, float],
+                   records: dict[int, ItemRecord] | None = None) -> None:
+        """Record each hit's cosine and its margin above the floor. Passages are measured by
+        their script, so their records are read here, into ``records`` for the caller."""
         if background.centers:
-            texts = {i: rec.text or "" for i, rec in self.catalog.items([i for i, _ in hits]).items()}
+            records = {} if records is None else records
+            records.update(self.catalog.items([i for i, _ in hits if i not in records]))
         for item_id, score in hits:
             cosine[item_id] = score
-            script = ranking.script_of(texts[item_id]) if item_id in texts else None
-            z[item_id] = background.margin(score, script)
+            rec = records.get(item_id) if background.centers else None
+            z[item_id] = background.margin(score, ranking.script_of(rec.text or "") if rec else None)
 
-    def _hybrid_text(self, indexes: IndexSet, vector: np.ndarray, n: int, q: Query,
-                     cosine: dict[int, float], z: dict[int, float]) -> tuple[list[list[int]], dict[int, float]]:
+    def _hybrid_text(self, indexes: IndexSet, vector: np.ndarray, n: int, q: Query, cosine: dict[int, float],
+                     z: dict[int, float], records: dict[int, ItemRecord]) -> tuple[list[list[int]], dict[int, float]]:
         """Passages by meaning and by keywords: ([dense ids, keyword ids], BM25 scores), best first.
 
         Keyword-only passages get their cosine from their stored vector, so every passage
         is judged by meaning first; keyword evidence is added once the texts are at hand."""
         catalog = self.catalog
-        dense = self._scored(indexes, "text", "text", vector, n, q, cosine, z)
+        dense = self._scored(indexes, "text", "text", vector, n, q, cosine, z, records)
         filters = q.filters()  # keywords are checked after the search, from a longer list
         keyword = catalog.bm25(q.text, 4 * n if filters else n) if q.text else []
         if filters:
@@ -486,7 +491,7 @@ class SearchEngine:
         if missing:
             vectors = catalog.get_vectors(missing)
             self._calibrate(self._background(q, "text", "text", vector),
-                            [(i, float(np.dot(v, vector))) for i, v in vectors.items()], cosine, z)
+                            [(i, float(np.dot(v, vector))) for i, v in vectors.items()], cosine, z, records)
         return [dense, [i for i, _ in keyword if i in z]], dict(keyword)
 
     @staticmethod
