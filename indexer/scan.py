@@ -108,14 +108,14 @@ def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set,
         path = entry.path
         if is_excluded(path, exclude):
             continue
-        if inside is not None and _is_link(entry) and not under_roots(os.path.realpath(path), inside):
-            if kind_of(path) is not None or _is_folder(entry):  # what would have been indexed
-                yield ScanSkip(display_path(path), OUTSIDE_ROOTS)
-            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError as exc:
             yield ScanSkip(display_path(path), f"cannot read: {exc.strerror or exc}")
+            continue
+        if inside is not None and _is_link(entry) and not under_roots(os.path.realpath(path), inside):
+            if is_dir or kind_of(path) is not None:  # what would have been indexed
+                yield ScanSkip(display_path(path), OUTSIDE_ROOTS)
             continue
         if is_dir:
             if entry.name.startswith(".") and entry.name in (".git", ".hg", ".svn"):
@@ -125,13 +125,6 @@ def _walk(top: str, exclude: tuple[str, ...], seen_dirs: set, seen_files: set,
             item = _fact(path, exclude, seen_files)
             if item is not None:
                 yield item
-
-
-def _is_folder(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir(follow_symlinks=True)
-    except OSError:
-        return False
 
 
 def _is_link(entry: os.DirEntry) -> bool:

@@ -267,15 +267,15 @@ def verify(repair, **overrides):
             with WriterLock(data.root):
                 if catalog.upgrade_keywords():  # an index made before Chinese was read by words
                     click.echo("repaired: rebuilt the keyword index from the stored passages")
-        if problems and repair:
-            with WriterLock(data.root):
-                rebuilt = IndexSet.rebuild(data.indexes_dir, catalog, policy=settings.index_policy)
-                rebuilt.save(catalog.data_version, catalog.generation + 1)
-                catalog.bump_generation()
-            click.echo(f"repaired: rebuilt {len(rebuilt.indexes)} index(es) from the catalog")
-            for problem in problems:
-                click.echo(f"  was: {problem}")
-            problems = IndexSet.load(data.indexes_dir).disagreements(catalog)
+                if problems:
+                    rebuilt = IndexSet.rebuild(data.indexes_dir, catalog, policy=settings.index_policy)
+                    rebuilt.save(catalog.data_version, catalog.generation + 1)
+                    catalog.bump_generation()
+                    click.echo(f"repaired: rebuilt {len(rebuilt.indexes)} index(es) from the catalog")
+                    for problem in problems:
+                        click.echo(f"  was: {problem}")
+            if problems:
+                problems = IndexSet.load(data.indexes_dir).disagreements(catalog)
         counts = catalog.counts()
     finally:
         catalog.close()

@@ -156,18 +156,23 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return out
 
 
+def parse_bool(raw: str) -> bool:
+    """1/true/yes/on or 0/false/no/off, in any case; ValueError otherwise."""
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def _convert(f: dataclasses.Field, raw: Any) -> Any:
     if not isinstance(raw, str):
         return tuple(raw) if f.type in ("tuple[str, ...]",) and raw is not None else raw
     kind = f.type
     try:
         if kind == "bool":
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
+            return parse_bool(raw) if raw.strip() else False
         if kind == "int":
             return int(raw)
         if kind == "float":

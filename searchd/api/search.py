@@ -14,7 +14,7 @@ from indexer.errors import BadRequestError, UploadTooLargeError
 from searchd.api.presenters import search_response
 from searchd.api.schemas import SearchOut
 from searchd.engine import IMAGE_MODES, MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, MODES, Query, SearchEngine
-from searchd.settings import Settings
+from searchd.settings import Settings, parse_bool
 
 K = Annotated[int, Parameter(ge=1, le=MAX_K, description="Number of hits (1-200).")]
 OFFSET = Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="Hits to skip, for paging.")]
@@ -114,12 +114,10 @@ class SearchController(Controller):
 def _bool_field(raw, default: bool, name: str) -> bool:
     if raw is None or raw == "":
         return default
-    value = str(raw).strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise BadRequestError(f"{name} must be true or false")
+    try:
+        return parse_bool(str(raw))
+    except ValueError:
+        raise BadRequestError(f"{name} must be true or false") from None
 
 
 def _int_field(raw, default: int, name: str, lo: int, hi: int) -> int:
